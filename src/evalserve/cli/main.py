@@ -1,0 +1,27 @@
+"""`evalserve` entry point: one Typer app, one module per command."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from evalserve.cli import generate, serve
+from evalserve.cli.errors import run_cli
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="evalserve",
+    help="Self-hosted text evaluation: LLM-as-a-judge, metrics and an OpenAI-compatible API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.command("generate")(generate.generate)
+app.command("models")(generate.models)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run_cli(app)

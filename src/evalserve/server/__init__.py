@@ -1,0 +1,1 @@
+"""The HTTP server: `build_app(settings)`."""

@@ -1,0 +1,72 @@
+"""`build_app(settings)`: the FastAPI application and its lifespan.
+
+The engine loads in the background so `GET /` and the health routes answer at once (503
+`loading` until it is ready). Components (job runner, metrics port, warm-up) are async context
+managers entered in order and closed in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from evalserve import __version__
+from evalserve.engines.base import Engine
+from evalserve.engines.registry import create_engine
+from evalserve.server.errors import install_error_handlers
+from evalserve.server.routes import health
+from evalserve.server.state import AppState
+from evalserve.settings import Settings
+
+__all__ = ["build_app", "COMPONENTS"]
+
+log = logging.getLogger(__name__)
+
+Component = Callable[[AppState], contextlib.AbstractAsyncContextManager[Any]]
+
+#: Started after the engine begins loading, closed in reverse order at shutdown.
+COMPONENTS: list[Component] = []
+
+ROUTERS = [health.router]
+
+
+async def _load_engine(state: AppState) -> None:
+    try:
+        await state.engine.start()
+        log.info("model %s loaded", state.engine.model_id)
+    except Exception as exc:  # reported by /health and every route needing the engine
+        log.exception("the engine failed to start")
+        state.engine_error = exc
+    finally:
+        state.engine_ready.set()
+
+
+def build_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """The whole service for `settings`; pass `engine` to serve a ready-made one (tests)."""
+    state = AppState(settings=settings, engine=engine or create_engine(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(_load_engine(state))
+        async with contextlib.AsyncExitStack() as stack:
+            for component in COMPONENTS:
+                await stack.enter_async_context(component(state))
+            try:
+                yield
+            finally:
+                loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loading
+        await state.engine.close()
+
+    app = FastAPI(title="evalserve", version=__version__, lifespan=lifespan)
+    app.state.evalserve = state
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,72 @@
+"""Every error leaves the server in one envelope: `{"error": {"message", "type", "code"}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from evalserve.errors import EvalserveError, RateLimitError
+
+__all__ = ["error_response", "install_error_handlers", "describe_validation_errors"]
+
+log = logging.getLogger(__name__)
+
+_HTTP_TYPES = {401: "authentication_error", 404: "invalid_request_error",
+               405: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def error_response(
+    status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": type_, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
+    """Turn pydantic errors into one sentence naming each field and what it needs."""
+    parts = []
+    for err in errors[:10]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = err.get("msg", "invalid")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return "; ".join(parts) + more
+
+
+async def _evalserve_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EvalserveError)
+    if exc.status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitError) else None
+    return error_response(exc.status, exc.message, exc.type, exc.code, headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message = describe_validation_errors(list(exc.errors()))
+    return error_response(422, message, "invalid_request_error", "invalid_input")
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    type_ = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, str(exc.detail), type_, code, exc.headers)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal server error; see the server log", "server_error",
+                          "internal_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(EvalserveError, _evalserve_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

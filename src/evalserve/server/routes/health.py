@@ -1,0 +1,32 @@
+"""Health routes: seed 000's `/health` and seed 002's `/healthz`. Never behind auth."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from evalserve.server.deps import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(state: StateDep) -> dict:
+    """Seed 000 shape: status, model_loaded, gpu_available, active_jobs."""
+    info = await state.engine.health() if state.loaded else None
+    counter = state.services.get("active_jobs")
+    return {
+        "status": "healthy" if state.loaded else ("error" if state.engine_error else "loading"),
+        "model_loaded": bool(info and info.loaded),
+        "gpu_available": bool(info and info.gpu_available),
+        "active_jobs": counter() if counter else 0,
+        "model": state.engine.model_id,
+        "timestamp": time.time(),
+    }
+
+
+@router.get("/healthz")
+async def healthz(state: StateDep) -> dict:
+    """Seed 002 liveness: answers as soon as the process runs."""
+    return {"status": "ok", "model_loaded": state.loaded}

@@ -1,0 +1,167 @@
+"""Settings: one class, read from the environment under the seeds' variable names.
+
+Built by `load_settings()` in `main`/`build_app(settings)` and passed down; never created at
+import. Precedence: explicit arguments (CLI) > environment > `.env` > default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from evalserve.errors import ConfigurationError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob of evalserve. The environment variable is the field name in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        protected_namespaces=(),
+        validate_default=True,
+    )
+
+    # --- engine selection (ours) ---
+    engine: Literal["transformers", "openai", "vllm"] = "transformers"
+    """Which engine serves generations: `transformers` (in-process, the default), `openai`
+    (any OpenAI-compatible upstream such as `vllm serve`), or `vllm` (in-process; optional extra).
+    When unset and `VLLM_ENDPOINT` is set, `openai` is chosen."""
+    data_dir: Path = Path("./data")
+    """Where the job database, converted-model cache and MLflow store live."""
+    model_cache_dir: Path | None = None
+    """Where converted GGUF models are kept; unset: `DATA_DIR/models`."""
+
+    # --- seed 000 (model and vLLM tuning; vLLM-only knobs are passed on to an in-process vLLM) ---
+    model_name: str | None = None
+    """Model to serve: a local Hugging Face directory, a `.gguf` file, or (engines `openai` and
+    `vllm`) a model id. Unset: the bundled SmolLM2-135M-Instruct."""
+    gpu_memory_utilization: float = Field(0.90, gt=0.0, le=1.0)
+    """vLLM only: fraction of GPU memory vLLM may take."""
+    max_model_len: int = Field(2048, ge=64)
+    """Longest prompt + output in tokens; longer prompts are rejected."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """vLLM only: GPUs to shard the model over."""
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """Weights dtype: `auto` is float32 on CPU and bfloat16 on CUDA."""
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    batch_size: int = Field(10, ge=1)
+    """Results grouped per SSE `batch_complete` event (not an inference batch)."""
+    job_ttl_seconds: int = Field(3600, ge=1)
+    """Jobs finished longer ago than this are deleted."""
+    max_concurrent_jobs: int = Field(5, ge=1)
+    enable_prefix_caching: bool = True
+    """vLLM only."""
+    block_size: int = Field(16, ge=1)
+    """vLLM only: KV-cache block size."""
+    max_num_seqs: int = Field(32, ge=1)
+    """Most sequences decoded together (the engine's batch capacity)."""
+    compilation_level: int = Field(0, ge=0, le=3)
+    """vLLM only: torch.compile level."""
+    cleanup_interval_seconds: int = Field(300, ge=1)
+    time_estimation_per_item: float = Field(2.0, ge=0.0)
+    """Seconds per item assumed for the ETA before the first result is measured."""
+    sse_polling_interval: float = Field(1.0, gt=0.0)
+    """Seconds between checks of a stream's job state; keep-alive pings go every 15 of these."""
+
+    # --- seed 001 (gateway) ---
+    api_token: str | None = None
+    """Bearer token(s), comma-separated. When set, every route but the health routes needs one."""
+    text_gen_api_token: str | None = None
+    """More accepted bearer tokens, comma-separated."""
+    vllm_endpoint: str | None = None
+    """Upstream OpenAI-compatible server, e.g. `http://vllm:8000/v1` (a path ending in
+    `/v1/completions` is accepted and trimmed)."""
+    redis_url: str | None = None
+    """Switches cache, rate limits and the job event stream to Redis."""
+    redis_password: str | None = None
+    api_port: int | None = Field(None, ge=1, le=65535)
+    """Seed 001's name for the API port; used when `PORT` is not set."""
+    metrics_port: int = Field(8001, ge=0, le=65535)
+    """Separate Prometheus exposition port; 0 disables it (`GET /metrics` stays)."""
+
+    # --- seed 002 (generation defaults, metrics) ---
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_new_tokens: int = Field(256, ge=1)
+    """Default output budget for `/generate` and `/predict`."""
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    repeat_penalty: float = Field(1.015, gt=0.0)
+    alignscore_ckpt: Path | None = None
+    """AlignScore `.ckpt`; without it factuality is judged by the LLM."""
+    alignscore_roberta_dir: Path | None = None
+    """Local RoBERTa directory (tokenizer + config) matching the AlignScore checkpoint."""
+    bertscore_model_dir: Path | None = None
+    """Local encoder for BERTScore; unset: the bundled all-MiniLM-L6-v2."""
+
+    # --- seed 003 (grader contract) ---
+    model_id: str | None = None
+    """Model id for `evalserve download` and, when downloaded, the model served."""
+    model_revision: str = "master"
+    model_dir: Path = Path("./model")
+    batch_mode: bool = False
+    """`POST /predict` also takes a list of prompts; `GET /` answers `{"status": "batch"}`."""
+    warmup_file: Path | None = None
+    """JSONL of `{"prompt"}` lines generated once at start-up."""
+
+    # --- ours ---
+    openai_api_key: str | None = None
+    """Key sent to the upstream of the `openai` engine."""
+    upstream_timeout: float = Field(120.0, gt=0)
+    upstream_retries: int = Field(2, ge=0)
+    rubrics_dir: Path | None = None
+    """Directory of extra rubric YAML files."""
+    max_items_per_job: int = Field(100_000, ge=1)
+    max_field_chars: int = Field(20_000, ge=1)
+    cache_ttl_seconds: int = Field(3600, ge=0)
+    """Response cache lifetime; 0 disables the cache."""
+    cache_max_entries: int = Field(10_000, ge=1)
+    rate_limits: str | None = None
+    """Per-model overrides, e.g. `my-model=30/minute;other=5/second`."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _resolve_defaults(self) -> Settings:
+        if self.vllm_endpoint and "engine" not in self.model_fields_set:
+            self.engine = "openai"
+        if self.api_port is not None and "port" not in self.model_fields_set:
+            self.port = self.api_port
+        return self
+
+    @property
+    def api_tokens(self) -> list[str]:
+        """Every accepted bearer token."""
+        raw = ",".join(t for t in (self.api_token, self.text_gen_api_token) if t)
+        return [t.strip() for t in raw.split(",") if t.strip()]
+
+    @property
+    def upstream_base_url(self) -> str | None:
+        """`VLLM_ENDPOINT` normalised to the `/v1` base URL."""
+        if not self.vllm_endpoint:
+            return None
+        url = self.vllm_endpoint.rstrip("/")
+        for suffix in ("/chat/completions", "/completions"):
+            if url.endswith(suffix):
+                url = url[: -len(suffix)]
+        return url if url.endswith("/v1") else url + "/v1"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings; an invalid value raises a message naming the variable and what it takes."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            lines.append(f"{name}={err.get('input')!r}: {err['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(lines)) from None
