@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     """Local RoBERTa directory (tokenizer + config) matching the AlignScore checkpoint."""
     bertscore_model_dir: Path | None = None
     """Local encoder for BERTScore; unset: the bundled all-MiniLM-L6-v2."""
+    loss_targets: Path | None = None
+    """Calibration targets JSON (`evalserve calibrate`) used by `POST /loss` when a request
+    sends neither `texts_human` nor `targets`."""
 
     # --- seed 003 (grader contract) ---
     model_id: str | None = None
