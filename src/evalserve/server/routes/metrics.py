@@ -1,0 +1,147 @@
+"""Seed 002's metric service: `POST /metrics/{rouge,relevance,factuality,readability}`,
+`POST /loss` and `POST /generate`. Thin: validate, call `MetricsService`, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from evalserve.metrics_service import MetricsService
+from evalserve.server.deps import StateDep
+from evalserve.server.protocol.metrics import (
+    PRF,
+    FactualityResponse,
+    GenerateRequest,
+    GenerateResponse,
+    LossRequest,
+    LossResponse,
+    PairRequest,
+    ReadabilityMean,
+    ReadabilityRequest,
+    ReadabilityResponse,
+    RelevanceResponse,
+    RougeRequest,
+    RougeResponse,
+    TargetStat,
+    Usage,
+)
+from evalserve.server.state import AppState
+
+__all__ = ["router", "metrics_service"]
+
+router = APIRouter(tags=["metrics"])
+
+
+def metrics_service(state: StateDep) -> MetricsService:
+    """The app's `MetricsService` (created on first use; it waits for the engine itself)."""
+    service = state.services.get("metrics_service")
+    if service is None:
+        service = _build_service(state)
+        state.services["metrics_service"] = service
+    return service
+
+
+def _build_service(state: AppState) -> MetricsService:
+    return MetricsService(state.settings, engine=state.wait_engine)
+
+
+ServiceDep = Annotated[MetricsService, Depends(metrics_service)]
+
+
+def _prf(scores: list) -> dict[str, list[float]]:
+    return {
+        "precision": [s.precision for s in scores],
+        "recall": [s.recall for s in scores],
+        "f1": [s.f1 for s in scores],
+    }
+
+
+@router.post("/metrics/rouge")
+async def rouge(body: RougeRequest, service: ServiceDep) -> RougeResponse:
+    """ROUGE-L of each prediction against its reference."""
+    assert body.predictions is not None and body.references is not None
+    res = await service.rouge(
+        body.predictions, body.references, lang=body.lang, recipe=body.recipe, stem=body.stem
+    )
+    return RougeResponse(
+        **_prf(res.scores),
+        mean=PRF(precision=res.mean.precision, recall=res.mean.recall, f1=res.mean.f1),
+        languages=res.languages,
+        lang=body.lang,
+        recipe=body.recipe,
+    )
+
+
+@router.post("/metrics/relevance")
+async def relevance(body: PairRequest, service: ServiceDep) -> RelevanceResponse:
+    """BERTScore of each generated text against its original."""
+    res = await service.relevance(body.texts_original, body.texts_generated)
+    return RelevanceResponse(
+        **_prf(res.scores),
+        mean=PRF(precision=res.mean.precision, recall=res.mean.recall, f1=res.mean.f1),
+    )
+
+
+@router.post("/metrics/factuality")
+async def factuality(body: PairRequest, service: ServiceDep) -> FactualityResponse:
+    """Factuality in [0, 1]: AlignScore when configured, else the LLM judge."""
+    res = await service.factuality(body.texts_original, body.texts_generated)
+    return FactualityResponse(scores=res.scores, mean=res.mean, method=res.method)
+
+
+@router.post("/metrics/readability")
+async def readability(body: ReadabilityRequest, service: ServiceDep) -> ReadabilityResponse:
+    """FKGL, SMOG and Dale-Chall of each text (lower is simpler)."""
+    res = await service.readability(body.texts, lang=body.lang)
+    return ReadabilityResponse(
+        fkgl=[s.fkgl for s in res.scores],
+        smog=[s.smog for s in res.scores],
+        dale_chall=[s.dale_chall for s in res.scores],
+        mean=ReadabilityMean(
+            fkgl=res.mean.fkgl, smog=res.mean.smog, dale_chall=res.mean.dale_chall
+        ),
+        lang=body.lang,
+    )
+
+
+@router.post("/loss")
+async def loss(body: LossRequest, service: ServiceDep) -> LossResponse:
+    """Seed 002's weighted loss of the generated texts against human targets."""
+    res = await service.loss(
+        body.texts_original,
+        body.texts_human,
+        body.texts_generated,
+        weights=body.weights,
+        targets=body.targets,
+        lang=body.lang,
+    )
+    targets = res.targets.to_dict()
+    return LossResponse(
+        loss=res.loss,
+        losses=res.losses,
+        terms=res.terms,
+        metrics=res.metrics,
+        targets={m: TargetStat(**targets[m]) for m in res.terms},
+        weights=dict(zip(res.terms, res.weights)),
+        factuality_method=res.factuality_method,
+    )
+
+
+@router.post("/generate")
+async def generate(body: GenerateRequest, service: ServiceDep) -> GenerateResponse:
+    """A plain-language summary of `text` from the served model."""
+    res = await service.summarize(
+        body.text,
+        max_new_tokens=body.max_new_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        repeat_penalty=body.repeat_penalty,
+    )
+    return GenerateResponse(
+        summary=res.summary,
+        generated_text=res.summary,
+        model=res.model,
+        finish_reason=res.finish_reason,
+        usage=Usage(prompt_tokens=res.prompt_tokens, completion_tokens=res.completion_tokens),
+    )
