@@ -20,6 +20,7 @@ from evalserve.engines.base import Engine
 from evalserve.engines.registry import create_engine
 from evalserve.server.errors import install_error_handlers
 from evalserve.server.routes import health
+from evalserve.server.routes import metrics as metrics_routes
 from evalserve.server.state import AppState
 from evalserve.settings import Settings
 
@@ -32,7 +33,7 @@ Component = Callable[[AppState], contextlib.AbstractAsyncContextManager[Any]]
 #: Started after the engine begins loading, closed in reverse order at shutdown.
 COMPONENTS: list[Component] = []
 
-ROUTERS = [health.router]
+ROUTERS = [health.router, metrics_routes.router]
 
 
 async def _load_engine(state: AppState) -> None:
