@@ -21,6 +21,7 @@ from evalserve.engines.registry import create_engine
 from evalserve.server.errors import install_error_handlers
 from evalserve.server.routes import health
 from evalserve.server.routes import metrics as metrics_routes
+from evalserve.server.routes import rubrics as rubrics_routes
 from evalserve.server.state import AppState
 from evalserve.settings import Settings
 
@@ -34,6 +35,7 @@ Component = Callable[[AppState], contextlib.AbstractAsyncContextManager[Any]]
 COMPONENTS: list[Component] = []
 
 ROUTERS = [health.router, metrics_routes.router]
+ROUTERS.append(rubrics_routes.router)
 
 
 async def _load_engine(state: AppState) -> None:
