@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         for suffix in ("/chat/completions", "/completions"):
             if url.endswith(suffix):
                 url = url[: -len(suffix)]
+    mlflow_tracking_uri: str | None = None
+    """Where tracked evaluations (`evaluate --mlflow`, jobs with `track`) are logged, e.g.
+    `http://mlflow:5000`; unset: `sqlite:///DATA_DIR/mlflow.db` (artifacts in
+    `DATA_DIR/mlartifacts`)."""
+    """Server log verbosity."""
         return url if url.endswith("/v1") else url + "/v1"
 
 

@@ -1,0 +1,95 @@
+"""`log_evaluation_run` against a real MLflow SQLite store in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalserve import __version__
+from evalserve.errors import TrackingError
+from evalserve.settings import load_settings
+from evalserve.tracking.mlflow import (
+    EXPERIMENT_TYPE,
+    RUBRIC_ARTIFACT,
+    TABLE_ARTIFACT,
+    check_tracking_uri,
+    default_tracking_uri,
+    log_evaluation_run,
+    resolve_tracking_uri,
+)
+from tests.e2e.server import free_port
+
+
+def test_run_has_params_metrics_tags_table_and_rubric(tmp_path: Path, records, items,
+                                                      rubric) -> None:
+    from mlflow import MlflowClient
+
+    uri = default_tracking_uri(tmp_path / "data")
+    run = log_evaluation_run(
+        records, rubric=rubric, items=items, tracking_uri=uri, experiment="unit",
+        run_name="first", metrics_extra={"items_per_second": 2.5},
+        params={"engine": "transformers", "model": "smol", "temperature": 0.0,
+                "max_tokens": 64},
+    )
+    client = MlflowClient(tracking_uri=uri)
+    got = client.get_run(run.run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "first"
+    assert client.get_experiment(run.experiment_id).name == "unit"
+    assert got.data.params == {
+        "engine": "transformers", "model": "smol", "temperature": "0.0", "max_tokens": "64",
+        "rubric_name": "qa-1-5", "rubric_hash": rubric.hash(), "scale": "1-5",
+        "rubric_language": "en", "rubric_format": "json"}
+    m = got.data.metrics
+    assert m["score_mean"] == pytest.approx(11 / 3) and m["unscored_count"] == 1
+    assert m["score_count_5"] == 2 and m["items_per_second"] == 2.5
+    assert m["rouge_l_mean"] == pytest.approx(0.25)
+    assert got.data.tags["experiment_type"] == EXPERIMENT_TYPE
+    assert got.data.tags["evalserve_version"] == __version__
+
+    # artifacts live next to the database, not in the working directory
+    table_path = Path(client.download_artifacts(run.run_id, TABLE_ARTIFACT, str(tmp_path)))
+    table = json.loads(table_path.read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert [r["predictions"] for r in rows] == [i["predictions"] for i in items]
+    assert rows[0]["score"] == 5 and rows[0]["justification"] == "Correct."
+    assert rows[3]["status"] == "unscored" and rows[3]["score"] is None
+    assert (tmp_path / "data" / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()
+    rubric_path = client.download_artifacts(run.run_id, RUBRIC_ARTIFACT, str(tmp_path))
+    assert yaml.safe_load(Path(rubric_path).read_text())["name"] == "qa-1-5"
+
+    # a second run reuses the experiment
+    again = log_evaluation_run(records[:1], rubric=rubric, tracking_uri=uri, experiment="unit")
+    assert again.experiment_id == run.experiment_id and again.run_id != run.run_id
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path: Path, records, rubric) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    uri = f"sqlite:///{blocker}/sub/mlflow.db"
+    with pytest.raises(TrackingError, match="cannot create the MLflow store directory") as info:
+        log_evaluation_run(records, rubric=rubric, tracking_uri=uri)
+    assert uri in info.value.message
+
+
+def test_unreachable_server_fails_fast(records, rubric) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(TrackingError, match="unreachable") as info:
+        log_evaluation_run(records, rubric=rubric, tracking_uri=uri)
+    assert uri in info.value.message and "MLFLOW_TRACKING_URI" in info.value.message
+
+
+def test_check_tracking_uri_creates_the_store_directory(tmp_path: Path) -> None:
+    check_tracking_uri(f"sqlite:///{tmp_path}/a/b/mlflow.db")
+    assert (tmp_path / "a" / "b").is_dir()
+
+
+def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(data_dir=tmp_path / "d")
+    assert resolve_tracking_uri(settings) == f"sqlite:///{(tmp_path / 'd').resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    settings = load_settings(data_dir=tmp_path / "d")
+    assert resolve_tracking_uri(settings) == "http://mlflow:5000"
+    assert resolve_tracking_uri(settings, "sqlite:///x.db") == "sqlite:///x.db"

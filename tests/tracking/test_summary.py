@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from evalserve.errors import InvalidInputError
+from evalserve.tracking.summary import metric_name, results_table, summarize
+
+
+def test_summarize_scores_distribution_and_unscored(records, rubric) -> None:
+    metrics = summarize(records, rubric)
+    assert metrics["items_total"] == 4
+    assert metrics["scored_count"] == 3
+    assert metrics["unscored_count"] == 1
+    assert metrics["unscored_rate"] == pytest.approx(0.25)
+    assert metrics["score_mean"] == pytest.approx(11 / 3)
+    assert metrics["score_expected_mean"] == pytest.approx((4.6 + 1.4 + 4.0) / 3)
+    assert [metrics[f"score_count_{k}"] for k in range(1, 6)] == [1, 0, 0, 0, 2]
+    assert metrics["rouge_l_mean"] == pytest.approx(0.25)
+    # bookkeeping fields are never averaged as metrics
+    assert not any(k.startswith(("id_", "score_probs")) for k in metrics)
+
+
+def test_summarize_uses_the_rubric_output_names(rubric) -> None:
+    teacher = rubric.model_copy(update={"score_field": "nota", "feedback_field": "feedback"})
+    records = [{"id": "A1", "nota": 4, "feedback": "Bé", "status": "scored"},
+               {"id": "A2", "nota": 2, "feedback": "Fluix", "status": "scored",
+                "latency_ms": 10.0}]
+    metrics = summarize(records, teacher)
+    assert metrics["score_mean"] == 3
+    assert metrics["score_count_4"] == metrics["score_count_2"] == 1
+    assert metrics["latency_ms_mean"] == 10.0
+    assert "nota_mean" not in metrics and "score_expected_mean" not in metrics
+
+
+def test_summarize_empty_run(rubric) -> None:
+    metrics = summarize([], rubric)
+    assert metrics["items_total"] == 0 and metrics["unscored_rate"] == 0.0
+    assert "score_mean" not in metrics
+
+
+def test_results_table_rows_follow_records(records, items, rubric) -> None:
+    table = results_table(records, rubric, items)
+    assert list(table) == ["id", "inputs", "predictions", "score", "score_expected",
+                           "justification", "status", "reason"]
+    assert table["inputs"][1] == "2 + 2?" and table["predictions"][1] == "5"
+    assert table["score"] == [5, 1, 5, None]
+    assert table["status"][3] == "unscored"
+    assert table["reason"][3] == "no score in the output"
+    assert table["justification"][0] == "Correct."
+
+
+def test_results_table_refuses_misaligned_items(records, items, rubric) -> None:
+    with pytest.raises(InvalidInputError, match="4 records"):
+        results_table(records, rubric, items[:2])
+
+
+def test_metric_name_is_mlflow_safe() -> None:
+    assert metric_name("bert:score@f1") == "bert_score_f1"
