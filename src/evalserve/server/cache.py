@@ -1,0 +1,141 @@
+"""Response cache for deterministic OpenAI requests: Redis with `REDIS_URL`, else in-process.
+
+A request is cacheable when it is not streamed and is deterministic (temperature 0, or a fixed
+seed). The key is a hash of the endpoint, the served model and the canonical request (the
+validated wire model, defaults filled in, unknown fields dropped), so `0` and `0.0` or a
+reordered body hit the same entry. Only successful responses are stored; a hit returns the
+stored body unchanged (same `id` and `created`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalserve.server.state import AppState
+    from evalserve.settings import Settings
+
+__all__ = ["ResponseCache", "MemoryCache", "RedisCache", "cache_key", "is_cacheable",
+           "create_cache", "response_cache", "REDIS_PREFIX"]
+
+log = logging.getLogger(__name__)
+
+#: Seed 001's key prefix for cached responses in Redis.
+REDIS_PREFIX = "vllm:"
+
+
+def cache_key(endpoint: str, model: str, canonical: dict[str, Any]) -> str:
+    """Stable key of a request: sha256 over endpoint, served model and the canonical body."""
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{endpoint}\n{model}\n{text}".encode()).hexdigest()
+    return f"{endpoint.strip('/').replace('/', ':')}:{digest}"
+
+
+def is_cacheable(stream: bool, temperature: float, seed: int | None) -> bool:
+    """Only non-streamed, deterministic requests are cached."""
+    return not stream and (temperature == 0.0 or seed is not None)
+
+
+class ResponseCache(ABC):
+    """Stores serialized response bodies by key for `ttl` seconds."""
+
+    def __init__(self, ttl: int) -> None:
+        self.ttl = ttl
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The stored body, or None on a miss (or when the store cannot be reached)."""
+
+    @abstractmethod
+    async def set(self, key: str, body: bytes) -> None:
+        """Store `body`; failures are logged, never raised."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class MemoryCache(ResponseCache):
+    """In-process LRU with a TTL; at most `max_entries` bodies."""
+
+    def __init__(self, ttl: int, max_entries: int) -> None:
+        super().__init__(ttl)
+        self.max_entries = max_entries
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        expires, body = entry
+        if expires <= time.monotonic():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return body
+
+    async def set(self, key: str, body: bytes) -> None:
+        self._data[key] = (time.monotonic() + self.ttl, body)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+
+class RedisCache(ResponseCache):
+    """Shared by every replica pointing at the same Redis; keys are `vllm:<endpoint>:<hash>`."""
+
+    def __init__(self, url: str, ttl: int, password: str | None = None) -> None:
+        import redis.asyncio as aioredis
+
+        super().__init__(ttl)
+        self.client = aioredis.from_url(url, password=password or None,
+                                        socket_connect_timeout=2, socket_timeout=2)
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return await self.client.get(REDIS_PREFIX + key)
+        except Exception as exc:  # the cache is an optimisation: never fail a request for it
+            log.warning("response cache unavailable (REDIS_URL): %s", exc)
+            return None
+
+    async def set(self, key: str, body: bytes) -> None:
+        try:
+            await self.client.set(REDIS_PREFIX + key, body, ex=self.ttl)
+        except Exception as exc:
+            log.warning("response cache unavailable (REDIS_URL): %s", exc)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def create_cache(settings: Settings) -> ResponseCache | None:
+    """Redis when REDIS_URL is set, else in-process; None when CACHE_TTL_SECONDS=0."""
+    if settings.cache_ttl_seconds == 0:
+        return None
+    if settings.redis_url:
+        return RedisCache(settings.redis_url, settings.cache_ttl_seconds,
+                          settings.redis_password)
+    return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries)
+
+
+@contextlib.asynccontextmanager
+async def response_cache(state: AppState) -> AsyncIterator[None]:
+    """COMPONENT: publish `state.services["response_cache"]` and close it at shutdown."""
+    cache = create_cache(state.settings)
+    state.services["response_cache"] = cache
+    try:
+        yield
+    finally:
+        state.services.pop("response_cache", None)
+        if cache is not None:
+            await cache.close()

@@ -1,0 +1,1 @@
+"""Wire models of the HTTP surfaces, one module per protocol."""

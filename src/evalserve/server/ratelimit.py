@@ -1,0 +1,146 @@
+"""Per-key, per-model rate limits over a moving window (`limits`), in memory or in Redis.
+
+Default tiers follow seed 001, by the model size read from the model id: up to 7B 100/minute,
+13B 50, 30B/40B 40, 70B and larger 20; a smaller or unknown size takes the 7B tier.
+`RATE_LIMITS="my-model=30/minute;other=5/second;*=1000/minute"` overrides per model id
+(`*`: every other model). With `REDIS_URL` the windows live in Redis, so the limit holds across
+replicas. If the store cannot be reached the request is let through (and a warning logged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from evalserve.errors import ConfigurationError, RateLimitError
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+
+    from evalserve.server.state import AppState
+    from evalserve.settings import Settings
+
+__all__ = ["RateLimiter", "parse_rate_limits", "tier_for", "rate_limiter", "REDIS_KEY_PREFIX"]
+
+log = logging.getLogger(__name__)
+
+REDIS_KEY_PREFIX = "vllm:ratelimit"
+
+#: (largest size in billions of parameters, limit) in ascending order; seed 001's table.
+_TIERS = ((7.0, "100/minute"), (13.0, "50/minute"), (40.0, "40/minute"))
+_LARGEST_TIER = "20/minute"
+_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+
+
+def tier_for(model_id: str) -> str:
+    """Seed 001's limit for a model id such as `meta-llama/Llama-2-13b-chat-hf` (50/minute)."""
+    sizes = [float(m) for m in _SIZE.findall(model_id.replace("_", "-"))]
+    if not sizes:
+        return _TIERS[0][1]
+    size = max(sizes)
+    for largest, limit in _TIERS:
+        if size <= largest:
+            return limit
+    return _LARGEST_TIER
+
+
+def parse_rate_limits(text: str | None) -> dict[str, str]:
+    """`model=limit;model2=limit2` into a dict, each limit checked (`30/minute`, `5/second`)."""
+    from limits import parse
+
+    overrides: dict[str, str] = {}
+    for part in (text or "").split(";"):
+        if not part.strip():
+            continue
+        model, sep, limit = part.rpartition("=")
+        if not sep or not model.strip():
+            raise ConfigurationError(
+                f"RATE_LIMITS entry {part.strip()!r} must look like `model-id=30/minute`")
+        try:
+            parse(limit.strip())
+        except ValueError:
+            raise ConfigurationError(
+                f"RATE_LIMITS: {limit.strip()!r} is not a rate such as `30/minute` or "
+                "`5/second`") from None
+        overrides[model.strip()] = limit.strip()
+    return overrides
+
+
+class RateLimiter:
+    """Moving-window limiter keyed by caller identity and model."""
+
+    def __init__(self, storage: Any, overrides: dict[str, str] | None = None) -> None:
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        self.storage = storage
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.overrides = overrides or {}
+        self._items: dict[str, RateLimitItem] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimiter:
+        overrides = parse_rate_limits(settings.rate_limits)
+        if settings.redis_url:
+            from limits.aio.storage import RedisStorage
+
+            uri = "async+" + settings.redis_url
+            options: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+            if settings.redis_password:
+                options["password"] = settings.redis_password
+            storage = RedisStorage(uri, implementation="redispy", key_prefix=REDIS_KEY_PREFIX,
+                                   **options)
+        else:
+            from limits.aio.storage import MemoryStorage
+
+            storage = MemoryStorage()
+        return cls(storage, overrides)
+
+    def limit_for(self, model: str) -> RateLimitItem:
+        """The limit that applies to `model` (override, then `*`, then the size tier)."""
+        item = self._items.get(model)
+        if item is None:
+            from limits import parse
+
+            text = self.overrides.get(model) or self.overrides.get("*") or tier_for(model)
+            item = self._items[model] = parse(text)
+        return item
+
+    async def hit(self, identity: str, model: str) -> None:
+        """Count one request; raise RateLimitError (429 + Retry-After) when over the limit."""
+        item = self.limit_for(model)
+        try:
+            if await self.limiter.hit(item, identity, model):
+                return
+            stats = await self.limiter.get_window_stats(item, identity, model)
+        except Exception as exc:  # an unreachable store must not take the API down
+            log.warning("rate limiter store unavailable (REDIS_URL): %s", exc)
+            return
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimitError(
+            f"rate limit of {item} for model {model!r} exceeded; retry in {retry_after} s",
+            retry_after=retry_after,
+        )
+
+    async def close(self) -> None:
+        bridge = getattr(self.storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def rate_limiter(state: AppState) -> AsyncIterator[None]:
+    """COMPONENT: publish `state.services["rate_limiter"]` and release it at shutdown."""
+    limiter = RateLimiter.from_settings(state.settings)
+    state.services["rate_limiter"] = limiter
+    try:
+        yield
+    finally:
+        state.services.pop("rate_limiter", None)
+        await limiter.close()

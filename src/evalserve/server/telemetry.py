@@ -1,0 +1,231 @@
+"""Prometheus telemetry: one `Telemetry` per app (its own `CollectorRegistry`), a request-count
+middleware labelled by route template, `GET /metrics`, and the separate `METRICS_PORT` server.
+
+Other components record through `state.services["telemetry"]`, e.g.
+`telemetry.items_graded.inc()` when a job item is graded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from evalserve.server.state import AppState
+
+__all__ = ["Telemetry", "install_telemetry", "metrics_server", "router"]
+
+log = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Telemetry:
+    """Every metric evalserve exports, registered in a registry of its own."""
+
+    def __init__(self, state: AppState) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.state = state
+        self.registry: CollectorRegistry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.generation_seconds = Histogram(
+            "text_generation_seconds", "Time to generate one response (cache hits excluded).",
+            ["model", "endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.generation_errors = Counter(
+            "text_generation_errors", "Generations that failed, by error type.",
+            ["model", "endpoint", "type"], registry=r)
+        self.cache_hits = Counter("text_cache_hits", "Responses answered from the cache.",
+                                  ["endpoint"], registry=r)
+        self.cache_misses = Counter("text_cache_misses",
+                                    "Cacheable responses that had to be generated.",
+                                    ["endpoint"], registry=r)
+        self.prompt_tokens = Counter("text_prompt_tokens", "Prompt tokens processed.",
+                                     ["model"], registry=r)
+        self.generated_tokens = Counter("text_generated_tokens", "Tokens generated.",
+                                        ["model"], registry=r)
+        self.rate_limited = Counter("text_rate_limited_requests",
+                                    "Requests refused by the rate limiter.", ["model"], registry=r)
+        self.requests = Counter("evalserve_http_requests", "HTTP requests by route and status.",
+                                ["method", "route", "status"], registry=r)
+        self.request_seconds = Histogram(
+            "evalserve_http_request_seconds", "HTTP request latency (until the headers).",
+            ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.items_graded = Counter("evalserve_items_graded", "Job items graded.", registry=r)
+        r.register(_LiveCollector(state))
+
+    def observe_generation(self, model: str, endpoint: str, seconds: float,
+                           prompt_tokens: int, completion_tokens: int) -> None:
+        """Record one finished generation."""
+        self.generation_seconds.labels(model, endpoint).observe(seconds)
+        self.prompt_tokens.labels(model).inc(prompt_tokens)
+        self.generated_tokens.labels(model).inc(completion_tokens)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+class _LiveCollector:
+    """Gauges read at scrape time: engine queue, active jobs, process and GPU usage."""
+
+    def __init__(self, state: AppState) -> None:
+        import psutil
+
+        self.state = state
+        self.process = psutil.Process()
+        self.process.cpu_percent(None)
+        self._nvml: Any = _init_nvml()
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        engine = self.state.engine
+        depth = getattr(engine, "queue_depth", 0) if self.state.loaded else 0
+        yield GaugeMetricFamily("evalserve_engine_queue_depth",
+                                "Sequences waiting for or in decoding.", value=float(depth))
+        active = self.state.services.get("active_jobs")
+        yield GaugeMetricFamily("evalserve_active_jobs", "Jobs queued or running.",
+                                value=float(active() if active else 0))
+        yield GaugeMetricFamily("evalserve_model_loaded", "1 when the engine is ready.",
+                                value=1.0 if self.state.loaded else 0.0)
+        with self.process.oneshot():
+            cpu = self.process.cpu_percent(None)
+            rss = self.process.memory_info().rss
+        yield GaugeMetricFamily("evalserve_process_cpu_percent",
+                                "Process CPU use since the last scrape (100 = one core).",
+                                value=cpu)
+        yield GaugeMetricFamily("evalserve_process_memory_bytes", "Process resident memory.",
+                                value=float(rss))
+        if self._nvml is not None:
+            yield from _gpu_metrics(self._nvml)
+
+
+def _init_nvml() -> Any:
+    """pynvml (nvidia-ml-py) when installed and a GPU driver answers, else None."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # no package, no driver, no GPU: GPU gauges are simply absent
+        return None
+
+
+def _gpu_metrics(nvml: Any) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    used = GaugeMetricFamily("evalserve_gpu_memory_used_bytes", "GPU memory in use.",
+                             labels=["gpu"])
+    total = GaugeMetricFamily("evalserve_gpu_memory_total_bytes", "GPU memory.", labels=["gpu"])
+    util = GaugeMetricFamily("evalserve_gpu_utilization_percent", "GPU utilisation.",
+                             labels=["gpu"])
+    try:
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            mem = nvml.nvmlDeviceGetMemoryInfo(handle)
+            used.add_metric([str(i)], float(mem.used))
+            total.add_metric([str(i)], float(mem.total))
+            util.add_metric([str(i)], float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+    except Exception as exc:  # a driver hiccup must not break the scrape
+        log.debug("GPU metrics unavailable: %s", exc)
+    yield from (used, total, util)
+
+
+class _RequestCounter:
+    """Pure ASGI middleware counting requests by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                route = _route_template(scope)
+                self.telemetry.request_seconds.labels(scope["method"], route).observe(
+                    time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            self.telemetry.requests.labels(scope["method"], _route_template(scope),
+                                           str(status)).inc()
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def install_telemetry(app: FastAPI, state: AppState) -> Telemetry:
+    """Create the app's telemetry, publish it as `state.services["telemetry"]`, count requests."""
+    telemetry = Telemetry(state)
+    state.services["telemetry"] = telemetry
+    app.add_middleware(_RequestCounter, telemetry=telemetry)
+    return telemetry
+
+
+router = APIRouter(tags=["telemetry"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition (behind auth when API_TOKEN is set; METRICS_PORT never is)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    telemetry: Telemetry = request.app.state.evalserve.services["telemetry"]
+    return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@contextlib.asynccontextmanager
+async def metrics_server(state: AppState) -> AsyncIterator[None]:
+    """COMPONENT: serve the registry on METRICS_PORT (0 disables) until shutdown."""
+    port = state.settings.metrics_port
+    telemetry: Telemetry | None = state.services.get("telemetry")
+    if not port or telemetry is None:
+        yield
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        server, thread = start_http_server(port, addr=state.settings.host,
+                                           registry=telemetry.registry)
+    except OSError as exc:
+        log.error("cannot serve metrics on METRICS_PORT=%s (%s); set METRICS_PORT to a free "
+                  "port, or 0 to disable it (GET /metrics still works)", port, exc)
+        yield
+        return
+    state.services["metrics_port"] = server.server_address[1]
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
