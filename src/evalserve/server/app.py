@@ -18,9 +18,11 @@ from fastapi import FastAPI
 from evalserve import __version__
 from evalserve.engines.base import Engine
 from evalserve.engines.registry import create_engine
+from evalserve.server import auth, cache, ratelimit, telemetry
 from evalserve.server.errors import install_error_handlers
 from evalserve.server.routes import health
 from evalserve.server.routes import metrics as metrics_routes
+from evalserve.server.routes import openai as openai_routes
 from evalserve.server.routes import rubrics as rubrics_routes
 from evalserve.server.state import AppState
 from evalserve.settings import Settings
@@ -32,9 +34,10 @@ log = logging.getLogger(__name__)
 Component = Callable[[AppState], contextlib.AbstractAsyncContextManager[Any]]
 
 #: Started after the engine begins loading, closed in reverse order at shutdown.
-COMPONENTS: list[Component] = []
+COMPONENTS: list[Component] = [cache.response_cache, ratelimit.rate_limiter,
+                               telemetry.metrics_server]
 
-ROUTERS = [health.router, metrics_routes.router]
+ROUTERS = [health.router, openai_routes.router, telemetry.router, metrics_routes.router]
 ROUTERS.append(rubrics_routes.router)
 
 
@@ -70,6 +73,8 @@ def build_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="evalserve", version=__version__, lifespan=lifespan)
     app.state.evalserve = state
     install_error_handlers(app)
+    auth.install_auth(app, settings.api_tokens)  # every route but OPEN_PATHS
+    telemetry.install_telemetry(app, state)  # outermost: counts 401s too
     for router in ROUTERS:
         app.include_router(router)
     return app
