@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     rate_limits: str | None = None
     """Per-model overrides, e.g. `my-model=30/minute;other=5/second`."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    mlflow_tracking_uri: str | None = None
+    """Where tracked evaluations (`evaluate --mlflow`, jobs with `track`) are logged, e.g.
+    `http://mlflow:5000`; unset: `sqlite:///DATA_DIR/mlflow.db` (artifacts in
+    `DATA_DIR/mlartifacts`)."""
 
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
@@ -154,11 +158,6 @@ class Settings(BaseSettings):
         for suffix in ("/chat/completions", "/completions"):
             if url.endswith(suffix):
                 url = url[: -len(suffix)]
-    mlflow_tracking_uri: str | None = None
-    """Where tracked evaluations (`evaluate --mlflow`, jobs with `track`) are logged, e.g.
-    `http://mlflow:5000`; unset: `sqlite:///DATA_DIR/mlflow.db` (artifacts in
-    `DATA_DIR/mlartifacts`)."""
-    """Server log verbosity."""
         return url if url.endswith("/v1") else url + "/v1"
 
 
