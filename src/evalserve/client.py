@@ -1,0 +1,289 @@
+"""Python client of the metric routes (seed 002's `metrics_client`), over HTTP with httpx.
+
+    from evalserve.client import getLoss, getRelevance, getFactuality, getReadability
+
+    O = ["orig1", "orig2"]
+    G = ["gen1", "gen2"]
+    getLoss(O, G, weights=[0.25, 0.25, 0.2, 0.15, 0.15])
+    getRelevance(O, G); getFactuality(O, G); getReadability(G)
+
+The server is `base_url` if given, else `$EVALSERVE_URL`, else `$METRICS_URL`, else
+`http://localhost:8000`; the bearer token is `token` if given, else `$API_TOKEN` (the first one
+when it is a comma-separated list). Every function returns the route's JSON body as a dict
+(shapes in `docs/metrics-api.md`). A server error raises `EvalserveHTTPError` carrying the
+envelope's message, type and code and the HTTP status.
+
+`get_loss` takes the seed's two forms: ``get_loss(O, H, G, weights=...)`` (human texts give
+the targets) and ``getLoss(O, G, weights=...)`` (no human texts: the targets are `targets`
+if given, else the file ``./targets.json`` written by ``evalserve calibrate`` if it exists,
+else the server's `LOSS_TARGETS`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from evalserve.errors import EvalserveError
+
+__all__ = [
+    "DEFAULT_URL",
+    "DEFAULT_TARGETS_FILE",
+    "EvalserveClient",
+    "EvalserveHTTPError",
+    "get_factuality",
+    "get_loss",
+    "get_readability",
+    "get_relevance",
+    "get_rouge",
+    "generate_summary",
+    "getFactuality",
+    "getLoss",
+    "getReadability",
+    "getRelevance",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://localhost:8000"
+#: Read by `get_loss` without human texts or targets (the seed's `calibrateTargets` output).
+DEFAULT_TARGETS_FILE = Path("targets.json")
+
+
+class EvalserveHTTPError(EvalserveError):
+    """The server answered with an error (or could not be reached: `status` 0)."""
+
+    def __init__(self, message: str, *, status: int, type_: str = "server_error",
+                 code: str = "http_error") -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.type = type_
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}" if self.status else self.message
+
+
+def _default_url() -> str:
+    return os.environ.get("EVALSERVE_URL") or os.environ.get("METRICS_URL") or DEFAULT_URL
+
+
+def _default_token() -> str | None:
+    raw = os.environ.get("API_TOKEN") or ""
+    tokens = [t.strip() for t in raw.split(",") if t.strip()]
+    return tokens[0] if tokens else None
+
+
+def _targets_body(targets: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    if isinstance(targets, Mapping):
+        return dict(targets)
+    path = Path(targets)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise EvalserveError(
+            f"targets file {str(path)!r} not found: run `evalserve calibrate` first"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise EvalserveError(f"targets file {str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EvalserveError(f"targets file {str(path)!r} must hold a JSON object")
+    return data
+
+
+class EvalserveClient:
+    """A connection to one evalserve server (keeps its HTTP connections open).
+
+    Args:
+        base_url: server URL; default `$EVALSERVE_URL`, `$METRICS_URL`, `http://localhost:8000`.
+        token: bearer token; default `$API_TOKEN`.
+        timeout: seconds to wait for an answer (metrics over many texts take a while).
+        http: an `httpx.Client` to use instead of a new one (tests, custom transports).
+    """
+
+    def __init__(self, base_url: str | None = None, token: str | None = None,
+                 timeout: float = 600.0, http: httpx.Client | None = None) -> None:
+        self.base_url = (base_url or _default_url()).rstrip("/")
+        self.token = token if token is not None else _default_token()
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if http is None:
+            self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+        else:
+            self._http = http
+            self._http.headers.update(headers)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    def __enter__(self) -> EvalserveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            resp = self._http.post(path, json=body)
+        except httpx.TimeoutException as exc:
+            raise EvalserveHTTPError(
+                f"evalserve at {self.base_url} did not answer {path} in time: raise `timeout` "
+                "or send fewer texts per call", status=0, code="timeout") from exc
+        except httpx.TransportError as exc:
+            raise EvalserveHTTPError(
+                f"cannot reach evalserve at {self.base_url} ({exc}): start it with "
+                "`evalserve serve` or set EVALSERVE_URL", status=0, code="connection_error",
+            ) from exc
+        if resp.status_code >= 400:
+            raise self._error(resp)
+        return resp.json()
+
+    @staticmethod
+    def _error(resp: httpx.Response) -> EvalserveHTTPError:
+        try:
+            err = resp.json()["error"]
+            return EvalserveHTTPError(
+                str(err.get("message", "")), status=resp.status_code,
+                type_=str(err.get("type", "server_error")), code=str(err.get("code", "")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            text = resp.text.strip()[:300] or resp.reason_phrase
+            return EvalserveHTTPError(f"HTTP {resp.status_code}: {text}", status=resp.status_code)
+
+    # --- seed 002 routes ------------------------------------------------------------------
+    def get_relevance(self, originals: Sequence[str], generated: Sequence[str]) -> dict[str, Any]:
+        """`POST /metrics/relevance`: BERTScore `precision`, `recall`, `f1` lists and `mean`."""
+        return self._post("/metrics/relevance", {
+            "texts_original": list(originals), "texts_generated": list(generated)})
+
+    def get_factuality(self, originals: Sequence[str], generated: Sequence[str]) -> dict[str, Any]:
+        """`POST /metrics/factuality`: `scores` in [0, 1], `mean` and `method`."""
+        return self._post("/metrics/factuality", {
+            "texts_original": list(originals), "texts_generated": list(generated)})
+
+    def get_readability(self, texts: Sequence[str], lang: str | None = None) -> dict[str, Any]:
+        """`POST /metrics/readability`: `fkgl`, `smog`, `dale_chall` lists and `mean`."""
+        body: dict[str, Any] = {"texts": list(texts)}
+        if lang is not None:
+            body["lang"] = lang
+        return self._post("/metrics/readability", body)
+
+    def get_rouge(self, predictions: Sequence[str], references: Sequence[str],
+                  lang: str = "en", recipe: str = "standard") -> dict[str, Any]:
+        """`POST /metrics/rouge`: ROUGE-L `precision`, `recall`, `f1` lists and `mean`."""
+        return self._post("/metrics/rouge", {
+            "predictions": list(predictions), "references": list(references),
+            "lang": lang, "recipe": recipe})
+
+    def get_loss(
+        self,
+        originals: Sequence[str],
+        humans_or_generated: Sequence[str],
+        generated: Sequence[str] | None = None,
+        *,
+        weights: Sequence[float] | None = None,
+        targets: Mapping[str, Any] | str | Path | None = None,
+        lang: str | None = None,
+    ) -> dict[str, Any]:
+        """`POST /loss`. ``get_loss(O, H, G)`` or ``get_loss(O, G)`` (targets: module doc).
+
+        Returns the body: `loss` (mean), `losses`, `terms`, `metrics`, `targets`, `weights`,
+        `factuality_method`.
+        """
+        if generated is None:
+            humans, gens = None, humans_or_generated
+        else:
+            humans, gens = humans_or_generated, generated
+        body: dict[str, Any] = {"texts_original": list(originals), "texts_generated": list(gens)}
+        if humans is not None:
+            body["texts_human"] = list(humans)
+        if targets is None and humans is None and DEFAULT_TARGETS_FILE.is_file():
+            log.info("using calibration targets from %s", DEFAULT_TARGETS_FILE.resolve())
+            targets = DEFAULT_TARGETS_FILE
+        if targets is not None:
+            body["targets"] = _targets_body(targets)
+        if weights is not None:
+            body["weights"] = list(weights)
+        if lang is not None:
+            body["lang"] = lang
+        return self._post("/loss", body)
+
+    def generate_summary(self, text: str, **options: Any) -> dict[str, Any]:
+        """`POST /generate`: `summary` of `text` (options: `max_new_tokens`, `temperature`...)."""
+        return self._post("/generate", {"text": text, **options})
+
+
+_CLIENTS: dict[tuple[str, str | None], EvalserveClient] = {}
+_LOCK = threading.Lock()
+
+
+def _client(base_url: str | None, token: str | None) -> EvalserveClient:
+    key = ((base_url or _default_url()).rstrip("/"), token if token is not None
+           else _default_token())
+    with _LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = EvalserveClient(key[0], key[1])
+            _CLIENTS[key] = client
+        return client
+
+
+def get_relevance(originals: Sequence[str], generated: Sequence[str], *,
+                  base_url: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """BERTScore of each generated text against its original (`EvalserveClient.get_relevance`)."""
+    return _client(base_url, token).get_relevance(originals, generated)
+
+
+def get_factuality(originals: Sequence[str], generated: Sequence[str], *,
+                   base_url: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Factuality in [0, 1] and the method used (`EvalserveClient.get_factuality`)."""
+    return _client(base_url, token).get_factuality(originals, generated)
+
+
+def get_readability(texts: Sequence[str], lang: str | None = None, *,
+                    base_url: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """FKGL, SMOG and Dale-Chall of each text (`EvalserveClient.get_readability`)."""
+    return _client(base_url, token).get_readability(texts, lang)
+
+
+def get_rouge(predictions: Sequence[str], references: Sequence[str], lang: str = "en",
+              recipe: str = "standard", *, base_url: str | None = None,
+              token: str | None = None) -> dict[str, Any]:
+    """ROUGE-L of each prediction against its reference (`EvalserveClient.get_rouge`)."""
+    return _client(base_url, token).get_rouge(predictions, references, lang, recipe)
+
+
+def get_loss(
+    originals: Sequence[str],
+    humans_or_generated: Sequence[str],
+    generated: Sequence[str] | None = None,
+    *,
+    weights: Sequence[float] | None = None,
+    targets: Mapping[str, Any] | str | Path | None = None,
+    lang: str | None = None,
+    base_url: str | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """The seed's weighted loss: ``get_loss(O, H, G, weights=)`` or ``get_loss(O, G, weights=)``."""
+    return _client(base_url, token).get_loss(
+        originals, humans_or_generated, generated, weights=weights, targets=targets, lang=lang
+    )
+
+
+def generate_summary(text: str, *, base_url: str | None = None, token: str | None = None,
+                     **options: Any) -> dict[str, Any]:
+    """A plain-language summary of `text` from the server's model (`POST /generate`)."""
+    return _client(base_url, token).generate_summary(text, **options)
+
+
+# seed 002's names, so its training code runs unchanged
+getLoss = get_loss
+getRelevance = get_relevance
+getFactuality = get_factuality
+getReadability = get_readability
