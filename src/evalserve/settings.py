@@ -27,6 +27,7 @@ class Settings(BaseSettings):
         case_sensitive=False,
         protected_namespaces=(),
         validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     # --- engine selection (ours) ---
@@ -50,14 +51,18 @@ class Settings(BaseSettings):
     tensor_parallel_size: int = Field(1, ge=1)
     """vLLM only: GPUs to shard the model over."""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    """Weights dtype: `auto` is float32 on CPU and bfloat16 on CUDA."""
+    """Weights dtype: `auto` is bfloat16 on CUDA and on CPUs with native bf16 (AVX512-BF16,
+    AMX), float32 elsewhere."""
     host: str = "0.0.0.0"
+    """Address the HTTP server binds."""
     port: int = Field(8000, ge=1, le=65535)
+    """HTTP port."""
     batch_size: int = Field(10, ge=1)
     """Results grouped per SSE `batch_complete` event (not an inference batch)."""
     job_ttl_seconds: int = Field(3600, ge=1)
     """Jobs finished longer ago than this are deleted."""
     max_concurrent_jobs: int = Field(5, ge=1)
+    """Jobs graded at the same time; later ones wait, queued."""
     enable_prefix_caching: bool = True
     """vLLM only."""
     block_size: int = Field(16, ge=1)
@@ -67,6 +72,7 @@ class Settings(BaseSettings):
     compilation_level: int = Field(0, ge=0, le=3)
     """vLLM only: torch.compile level."""
     cleanup_interval_seconds: int = Field(300, ge=1)
+    """How often expired jobs are swept."""
     time_estimation_per_item: float = Field(2.0, ge=0.0)
     """Seconds per item assumed for the ETA before the first result is measured."""
     sse_polling_interval: float = Field(1.0, gt=0.0)
@@ -83,6 +89,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Switches cache, rate limits and the job event stream to Redis."""
     redis_password: str | None = None
+    """Password for `REDIS_URL` when the URL carries none."""
     api_port: int | None = Field(None, ge=1, le=65535)
     """Seed 001's name for the API port; used when `PORT` is not set."""
     metrics_port: int = Field(8001, ge=0, le=65535)
@@ -90,11 +97,15 @@ class Settings(BaseSettings):
 
     # --- seed 002 (generation defaults, metrics) ---
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the in-process model runs: `auto` picks CUDA when a GPU is present."""
     max_new_tokens: int = Field(256, ge=1)
     """Default output budget for `/generate` and `/predict`."""
     temperature: float = Field(0.2, ge=0.0, le=2.0)
+    """Default sampling temperature for `/generate` and `/predict` (0 is greedy)."""
     top_p: float = Field(0.9, gt=0.0, le=1.0)
+    """Default nucleus-sampling mass for `/generate` and `/predict`."""
     repeat_penalty: float = Field(1.015, gt=0.0)
+    """Default repetition penalty for `/generate` and `/predict` (1 is none)."""
     alignscore_ckpt: Path | None = None
     """AlignScore `.ckpt`; without it factuality is judged by the LLM."""
     alignscore_roberta_dir: Path | None = None
@@ -109,27 +120,41 @@ class Settings(BaseSettings):
     model_id: str | None = None
     """Model id for `evalserve download` and, when downloaded, the model served."""
     model_revision: str = "master"
+    """Branch, tag or commit for `evalserve download`."""
     model_dir: Path = Path("./model")
+    """Where `evalserve download` puts models (`MODEL_DIR/MODEL_ID`)."""
     batch_mode: bool = False
     """`POST /predict` also takes a list of prompts; `GET /` answers `{"status": "batch"}`."""
     warmup_file: Path | None = None
     """JSONL of `{"prompt"}` lines generated once at start-up."""
+    warmup_max_prompts: int = Field(32, ge=1)
+    """Warm-up generates for at most this many lines of `WARMUP_FILE`, as one batch."""
+    warmup_max_tokens: int = Field(16, ge=1)
+    """Output budget of each warm-up generation."""
+    model_source: Literal["hf", "modelscope"] = "hf"
+    """Hub `evalserve download` fetches from: `hf` (Hugging Face) or `modelscope`."""
 
     # --- ours ---
     openai_api_key: str | None = None
     """Key sent to the upstream of the `openai` engine."""
     upstream_timeout: float = Field(120.0, gt=0)
+    """Seconds to wait for the upstream of the `openai` engine."""
     upstream_retries: int = Field(2, ge=0)
+    """Retries (with backoff) on upstream connection errors, 429 and 5xx."""
     rubrics_dir: Path | None = None
     """Directory of extra rubric YAML files."""
     max_items_per_job: int = Field(100_000, ge=1)
+    """Most items one `POST /evaluate` may carry."""
     max_field_chars: int = Field(20_000, ge=1)
+    """Most characters in one field of an item or prompt."""
     cache_ttl_seconds: int = Field(3600, ge=0)
     """Response cache lifetime; 0 disables the cache."""
     cache_max_entries: int = Field(10_000, ge=1)
+    """Size of the in-process response cache (without `REDIS_URL`)."""
     rate_limits: str | None = None
     """Per-model overrides, e.g. `my-model=30/minute;other=5/second`."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Server log verbosity."""
     mlflow_tracking_uri: str | None = None
     """Where tracked evaluations (`evaluate --mlflow`, jobs with `track`) are logged, e.g.
     `http://mlflow:5000`; unset: `sqlite:///DATA_DIR/mlflow.db` (artifacts in

@@ -115,5 +115,25 @@ def load_model(
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
     model.to(device)
+    if torch_dtype != torch.float32:
+        _float32_head(model)
     model.eval()
     return model, tokenizer
+
+
+def _float32_head(model: Any) -> None:
+    """Compute the output logits in float32 while the body runs in half precision.
+
+    bfloat16 logits have 8 bits of mantissa: neighbouring candidates tie, greedy decoding then
+    depends on tie-breaking and log-probabilities (used for probability-weighted scores) are
+    coarse. The head is a small part of the work, so this costs little.
+    """
+    import torch
+
+    head = model.get_output_embeddings()
+    if head is None:
+        return
+    head.weight = torch.nn.Parameter(head.weight.detach().float(), requires_grad=False)
+    if getattr(head, "bias", None) is not None:
+        head.bias = torch.nn.Parameter(head.bias.detach().float(), requires_grad=False)
+    head.register_forward_pre_hook(lambda _module, args: tuple(a.float() for a in args))
