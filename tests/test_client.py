@@ -20,7 +20,8 @@ from evalserve.server.app import build_app
 from evalserve.settings import Settings
 from tests.fakes import ScriptedEngine
 
-O = [  # noqa: E741 - the seed's names: O(riginals), H(umans), G(enerated)"The patient took aspirin for two weeks and the fever went down.",
+# the seed's names: O(riginals), H(umans), G(enerated)
+O = ["The patient took aspirin for two weeks and the fever went down.",  # noqa: E741
      "Exercise lowers blood pressure in adults."]
 G = ["The patient took aspirin. The fever went down.", "Exercise lowers blood pressure."]
 H = ["The fever dropped after two weeks of aspirin.", "Adults can exercise to lower pressure."]
