@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from evalserve.cli import generate, serve
+from evalserve.cli import bench, download, generate, serve
 from evalserve.cli.errors import run_cli
 
 __all__ = ["app", "main"]
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("generate")(generate.generate)
 app.command("models")(generate.models)
+app.command("download")(download.download)
+app.add_typer(bench.bench_app, name="bench")
 
 
 def main() -> None:

@@ -18,11 +18,12 @@ from fastapi import FastAPI
 from evalserve import __version__
 from evalserve.engines.base import Engine
 from evalserve.engines.registry import create_engine
-from evalserve.server import auth, cache, ratelimit, telemetry
+from evalserve.server import auth, cache, ratelimit, telemetry, warmup
 from evalserve.server.errors import install_error_handlers
 from evalserve.server.routes import health
 from evalserve.server.routes import metrics as metrics_routes
 from evalserve.server.routes import openai as openai_routes
+from evalserve.server.routes import predict as predict_routes
 from evalserve.server.routes import rubrics as rubrics_routes
 from evalserve.server.state import AppState
 from evalserve.settings import Settings
@@ -35,10 +36,11 @@ Component = Callable[[AppState], contextlib.AbstractAsyncContextManager[Any]]
 
 #: Started after the engine begins loading, closed in reverse order at shutdown.
 COMPONENTS: list[Component] = [cache.response_cache, ratelimit.rate_limiter,
-                               telemetry.metrics_server]
+                               telemetry.metrics_server, warmup.warmup]
 
 ROUTERS = [health.router, openai_routes.router, telemetry.router, metrics_routes.router]
 ROUTERS.append(rubrics_routes.router)
+ROUTERS.append(predict_routes.router)
 
 
 async def _load_engine(state: AppState) -> None:

@@ -1,0 +1,401 @@
+"""The `/predict` library (post-processing, batch prediction) and its routes on a fake engine.
+
+The real model runs these routes in tests/e2e/test_predict.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from evalserve.engines.base import GenerationRequest
+from evalserve.errors import InvalidInputError
+from evalserve.predict import (
+    PredictOptions,
+    check_prompts,
+    clean_answer,
+    collapse_tail_repetition,
+    cut_at_stops,
+    predict,
+    predict_many,
+)
+from evalserve.server.app import build_app
+from evalserve.server.warmup import read_warmup_prompts
+from evalserve.settings import Settings, load_settings
+from tests.fakes import ScriptedEngine, request_text
+
+# ----------------------------------------------------------------------------- post-processing
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a sentence repeated, with and without its final separator, Chinese and English
+        ("答案是北京。答案是北京。答案是北京。", "答案是北京。"),
+        ("北京。北京。北京", "北京。"),
+        ("The capital is Paris. The capital is Paris. The capital is Paris.",
+         "The capital is Paris."),
+        # a loop cut by the token budget: the partial last repetition goes too
+        ("I think Paris. Paris. Paris. Par", "I think Paris."),
+        ("它有很多名胜古迹，名胜古迹，名胜古迹，名胜古", "它有很多名胜古迹"),
+        # words and n-grams
+        ("very very very very", "very"),
+        ("the answer is 42 the answer is 42 the answer is 42", "the answer is 42"),
+        ("好的好的好的好的", "好的"),
+        ("x这是一个句子，" * 50, "x这是一个句子"),
+        # a repeated sentence beats a repeated word inside it
+        ("Rome. Rome is old. Rome is old. Rome is old. Rome is old.", "Rome. Rome is old."),
+        # separators left behind by the collapse are dropped
+        ("yes, yes, yes,", "yes"),
+    ],
+)
+def test_tail_repetition_is_collapsed_to_one_occurrence(text: str, expected: str) -> None:
+    assert collapse_tail_repetition(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The capital of France is Paris.",
+        "Paris. Paris.",                      # only twice
+        "北京。北京。",
+        "1000000000",                         # digits are not a repeated unit
+        "Wait...",                            # nor punctuation
+        "……",
+        "Henry VIII",                         # one letter needs 4+ repeats
+        "哈哈哈",
+        "banana",
+        "Mississippi",
+        "0.0.0.0",
+        "A. A. B",
+        "It is what it is",
+    ],
+)
+def test_legitimate_text_is_left_alone(text: str) -> None:
+    assert collapse_tail_repetition(text) == text
+
+
+def test_repetition_in_the_middle_is_not_touched() -> None:
+    text = "好好好学习，天天向上。"
+    assert collapse_tail_repetition(text) == text
+
+
+def test_collapse_is_fast_on_a_long_degenerate_answer() -> None:
+    started = time.perf_counter()
+    assert collapse_tail_repetition("哈" * 5000) == "哈"
+    assert collapse_tail_repetition("答案：" + "北京是首都。" * 800) == "答案：北京是首都。"
+    assert time.perf_counter() - started < 1.0
+
+
+def test_cut_at_stops_takes_the_earliest_stop() -> None:
+    assert cut_at_stops("abc<|im_end|>def<|endoftext|>", ["<|endoftext|>", "<|im_end|>"]) == "abc"
+    assert cut_at_stops("no stop here", ["<|im_end|>"]) == "no stop here"
+    assert cut_at_stops("abc", ["", "c"]) == "ab"
+
+
+def test_clean_answer_trims_cuts_and_collapses() -> None:
+    raw = "  \n北京是中国的首都。北京是中国的首都。北京是中国的首都。<|im_end|><|im_start|>user"
+    assert clean_answer(raw) == "北京是中国的首都。"
+    assert clean_answer("  Paris.\n\n") == "Paris."
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def test_check_prompts_accepts_a_string_and_in_batch_mode_a_list() -> None:
+    assert check_prompts("q", batch_mode=False, max_chars=10) == ["q"]
+    assert check_prompts(["a", "b"], batch_mode=True, max_chars=10) == ["a", "b"]
+    assert check_prompts([], batch_mode=True, max_chars=10) == []
+
+
+@pytest.mark.parametrize(
+    ("prompt", "batch", "fragment"),
+    [
+        (["a"], False, "BATCH_MODE=1"),
+        (["a", ["b"]], True, "prompt[1] must be a string, got a list"),
+        (["a", 3], True, "prompt[1] must be a string, got int"),
+        (None, False, "prompt is required"),
+        (5, False, "prompt must be a string, got int"),
+        ({"text": "a"}, True, "a string or a list of strings"),
+        ("x" * 11, False, "prompt has 11 characters; the limit is 10 (MAX_FIELD_CHARS)"),
+        (["ok", "x" * 11], True, "prompt[1] has 11 characters"),
+    ],
+)
+def test_check_prompts_says_what_to_fix(prompt: object, batch: bool, fragment: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        check_prompts(prompt, batch_mode=batch, max_chars=10)
+    assert fragment in info.value.message
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def _echo(request: GenerationRequest) -> str:
+    return f"answer to {request_text(request)}"
+
+
+def test_options_come_from_settings() -> None:
+    settings = load_settings(max_new_tokens=7, temperature=0.0, top_p=0.5, repeat_penalty=1.3,
+                             max_field_chars=99, max_model_len=128)
+    options = PredictOptions.from_settings(settings, seed=3)
+    assert (options.max_tokens, options.temperature, options.top_p,
+            options.repetition_penalty) == (7, 0.0, 0.5, 1.3)
+    assert (options.max_prompt_chars, options.max_prompt_tokens, options.seed) == (99, 127, 3)
+
+
+async def test_prompts_go_to_the_engine_together_as_chat_messages() -> None:
+    engine = ScriptedEngine(_echo, delay=0.05)
+    options = PredictOptions(max_tokens=9, temperature=0.0, top_p=0.8, repetition_penalty=1.2)
+    prompts = [f"q{i}" for i in range(20)]
+    answers = await predict(engine, prompts, options)
+    assert answers == [f"answer to q{i}" for i in range(20)]
+    assert engine.max_in_flight == 20  # one batch, not one after another
+    first = engine.requests[0]
+    assert first.prompt is None
+    assert first.messages == [{"role": "user", "content": "q0"}]
+    assert (first.max_tokens, first.temperature, first.top_p, first.repetition_penalty) == (
+        9, 0.0, 0.8, 1.2)
+    assert "<|im_end|>" in first.stop
+
+
+async def test_blank_prompts_are_answered_empty_without_generating() -> None:
+    engine = ScriptedEngine(_echo)
+    answers = await predict(engine, ["a", "  ", "", "b"], PredictOptions())
+    assert answers == ["answer to a", "", "", "answer to b"]
+    assert [request_text(r) for r in engine.requests] == ["a", "b"]
+    assert await predict(engine, [], PredictOptions()) == []
+
+
+async def test_answers_are_post_processed_and_token_counts_kept() -> None:
+    engine = ScriptedEngine(lambda r: " 北京。北京。北京。北京。<|im_end|>x ")
+    [pred] = await predict_many(engine, ["首都？"], PredictOptions())
+    assert pred.text == "北京。"
+    assert pred.raw_text.startswith(" 北京。")
+    assert pred.completion_tokens >= 1
+
+
+async def test_one_failing_prompt_aborts_the_rest_of_the_batch() -> None:
+    def script(request: GenerationRequest) -> str:
+        if request_text(request) == "bad":
+            raise InvalidInputError("the prompt has 5000 tokens")
+        return "ok"
+
+    engine = ScriptedEngine(script, delay=0.02)
+    with pytest.raises(InvalidInputError, match="5000 tokens"):
+        await predict(engine, ["a", "bad", "c"], PredictOptions())
+    assert len(engine.aborted) == 3
+
+
+async def test_prompt_over_the_context_is_rejected_before_generating() -> None:
+    class Counting(ScriptedEngine):
+        def count_tokens(self, text: str) -> int:
+            return len(text)
+
+    engine = Counting(_echo)
+    options = PredictOptions(max_prompt_tokens=50)
+    with pytest.raises(InvalidInputError, match=r"prompt\[1\] has about 60 tokens.*at most 50"):
+        await predict(engine, ["short", "y" * 60], options)
+    assert engine.requests == []
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+class GatedEngine(ScriptedEngine):
+    """Generation waits until `gate` opens."""
+
+    def __init__(self) -> None:
+        super().__init__(_echo)
+        self.gate = asyncio.Event()
+
+    async def generate(self, request):  # type: ignore[override]
+        await self.gate.wait()
+        return await super().generate(request)
+
+
+def _client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@pytest.fixture
+def batch_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"batch_mode": True, "max_field_chars": 100})
+
+
+async def test_root_says_ok_or_batch_when_ready(settings: Settings,
+                                                batch_settings: Settings) -> None:
+    for conf, status in ((settings, "ok"), (batch_settings, "batch")):
+        app = build_app(conf, engine=ScriptedEngine(_echo))
+        async with app.router.lifespan_context(app), _client(app) as client:
+            await app.state.evalserve.engine_ready.wait()
+            resp = await client.get("/")
+            assert (resp.status_code, resp.json()) == (200, {"status": status})
+
+
+async def test_root_is_503_loading_until_the_engine_is_loaded(settings: Settings) -> None:
+    class SlowStart(ScriptedEngine):
+        release = asyncio.Event()
+
+        async def start(self) -> None:
+            await self.release.wait()
+
+    engine = SlowStart(_echo)
+    app = build_app(settings, engine=engine)
+    async with app.router.lifespan_context(app), _client(app) as client:
+        resp = await client.get("/")
+        assert (resp.status_code, resp.json()) == (503, {"status": "loading"})
+        predict_resp = await client.post("/predict", json={"prompt": "q"})
+        assert predict_resp.status_code == 503
+        assert "loading" in predict_resp.json()["error"]["message"]
+        engine.release.set()
+        await app.state.evalserve.engine_ready.wait()
+        assert (await client.get("/")).json() == {"status": "ok"}
+
+
+async def test_root_reports_a_failed_load(settings: Settings) -> None:
+    class Broken(ScriptedEngine):
+        async def start(self) -> None:
+            raise RuntimeError("weights corrupt")
+
+    app = build_app(settings, engine=Broken(_echo))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        await app.state.evalserve.engine_ready.wait()
+        resp = await client.get("/")
+        assert resp.status_code == 503
+        assert resp.json()["status"] == "error"
+        assert "weights corrupt" in resp.json()["message"]
+
+
+async def test_predict_single_and_batch(batch_settings: Settings) -> None:
+    engine = ScriptedEngine(_echo)
+    app = build_app(batch_settings, engine=engine)
+    async with app.router.lifespan_context(app), _client(app) as client:
+        await app.state.evalserve.engine_ready.wait()
+        single = await client.post("/predict", json={"prompt": "中国的首都？"})
+        assert single.json() == {"response": "answer to 中国的首都？"}
+        prompts = [f"p{i}" for i in range(50)]
+        batch = await client.post("/predict", json={"prompt": prompts})
+        assert batch.json() == {"response": [f"answer to p{i}" for i in range(50)]}
+        empty = await client.post("/predict", json={"prompt": []})
+        assert (empty.status_code, empty.json()) == (200, {"response": []})
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({}, "prompt: Field required"),
+        ({"question": "q"}, "prompt: Field required"),
+        ({"prompt": 3}, "must be a string (or, with BATCH_MODE=1, a list of strings), got int"),
+        ({"prompt": None}, "got null"),
+        ({"prompt": ["a", ["b"]]}, "item 1 must be a string, got a list"),
+        ({"prompt": ["a", 2]}, "item 1 must be a string, got int"),
+        ({"prompt": "x" * 101}, "101 characters; the limit is 100 (MAX_FIELD_CHARS)"),
+        (["not", "an", "object"], "valid dictionary"),
+    ],
+)
+async def test_malformed_bodies_get_a_422_envelope(batch_settings: Settings, body: object,
+                                                   fragment: str) -> None:
+    app = build_app(batch_settings, engine=ScriptedEngine(_echo))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        await app.state.evalserve.engine_ready.wait()
+        resp = await client.post("/predict", json=body)
+        assert resp.status_code == 422
+        error = resp.json()["error"]
+        assert fragment in error["message"]
+        assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_input")
+
+
+async def test_a_list_without_batch_mode_is_refused(settings: Settings) -> None:
+    app = build_app(settings, engine=ScriptedEngine(_echo))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        await app.state.evalserve.engine_ready.wait()
+        resp = await client.post("/predict", json={"prompt": ["a", "b"]})
+        assert resp.status_code == 422
+        assert "BATCH_MODE=1" in resp.json()["error"]["message"]
+
+
+async def test_invalid_json_gets_a_422_envelope(settings: Settings) -> None:
+    app = build_app(settings, engine=ScriptedEngine(_echo))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        await app.state.evalserve.engine_ready.wait()
+        resp = await client.post("/predict", content=b'{"prompt": "a"',
+                                 headers={"content-type": "application/json"})
+        assert resp.status_code == 422
+        assert resp.json()["error"]["code"] == "invalid_input"
+
+
+# ----------------------------------------------------------------------------- warm-up
+
+
+def test_read_warmup_prompts_takes_the_first_valid_lines(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl"
+    lines = ['{"prompt": "a"}', "", "not json", '{"question": "x"}', '"b"',
+             '{"prompt": "c", "answer": "z"}', '{"prompt": "d"}']
+    path.write_text("\n".join(lines), encoding="utf-8")
+    assert read_warmup_prompts(path, 3) == ["a", "b", "c"]
+    assert read_warmup_prompts(path, 100) == ["a", "b", "c", "d"]
+
+
+async def test_root_says_loading_until_warmup_is_done(settings: Settings, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "w.jsonl"
+    path.write_text("\n".join(json.dumps({"prompt": f"w{i}"}) for i in range(10)),
+                    encoding="utf-8")
+    conf = settings.model_copy(update={"warmup_file": path, "warmup_max_prompts": 4,
+                                       "warmup_max_tokens": 5})
+    engine = GatedEngine()
+    app = build_app(conf, engine=engine)
+    caplog.set_level("INFO", logger="evalserve.server.warmup")
+    async with app.router.lifespan_context(app), _client(app) as client:
+        await app.state.evalserve.engine_ready.wait()
+        resp = await client.get("/")
+        assert (resp.status_code, resp.json()) == (503, {"status": "loading"})
+        health = (await client.get("/health")).json()
+        assert health["model_loaded"] is True  # only GET / waits for the warm-up
+        engine.gate.set()
+        deadline = time.monotonic() + 5
+        while (await client.get("/")).status_code != 200:
+            assert time.monotonic() < deadline, "warm-up never finished"
+            await asyncio.sleep(0.01)
+    assert [request_text(r) for r in engine.requests] == ["w0", "w1", "w2", "w3"]
+    assert {r.max_tokens for r in engine.requests} == {5}
+    assert "warm-up: 4 prompts answered" in caplog.text
+
+
+@pytest.mark.parametrize("content", [None, "not json\n", ""])
+async def test_a_broken_warmup_never_blocks_the_service(settings: Settings, tmp_path: Path,
+                                                        content: str | None) -> None:
+    path = tmp_path / "w.jsonl"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    conf = settings.model_copy(update={"warmup_file": path})
+    app = build_app(conf, engine=ScriptedEngine(_echo))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        deadline = time.monotonic() + 5
+        while (resp := await client.get("/")).status_code != 200:
+            assert time.monotonic() < deadline, resp.json()
+            await asyncio.sleep(0.01)
+        assert resp.json() == {"status": "ok"}
+
+
+async def test_a_failing_warmup_generation_is_logged_not_fatal(
+        settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "boom"}\n', encoding="utf-8")
+
+    def script(request: GenerationRequest) -> str:
+        raise RuntimeError("decode thread died")
+
+    app = build_app(settings.model_copy(update={"warmup_file": path}),
+                    engine=ScriptedEngine(script))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        deadline = time.monotonic() + 5
+        while (await client.get("/")).status_code != 200:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+    assert "warm-up failed" in caplog.text and "decode thread died" in caplog.text
