@@ -7,6 +7,8 @@ import logging
 import typer
 
 from evalserve.cli import bench, download, generate, serve
+from evalserve.cli import calibrate as calibrate_cmd
+from evalserve.cli import metrics as metrics_cmd
 from evalserve.cli.errors import run_cli
 
 __all__ = ["app", "main"]
@@ -20,6 +22,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("generate")(generate.generate)
 app.command("models")(generate.models)
+app.command("metrics")(metrics_cmd.metrics)
+app.command("calibrate")(calibrate_cmd.calibrate)
 app.command("download")(download.download)
 app.add_typer(bench.bench_app, name="bench")
 

@@ -1,0 +1,218 @@
+"""`evalserve metrics FILE`: score predictions against references, locally (no server).
+
+FILE is CSV (with a header), JSONL or JSON (a list of objects). The prediction is read from
+the first present column among `prediction`, `predictions`, `generated`, `response`; the
+reference from `reference`, `references`, `original`, `answer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evalserve.cli.options import EngineOpt, ModelOpt
+from evalserve.errors import InvalidInputError
+from evalserve.settings import load_settings
+
+if TYPE_CHECKING:
+    from evalserve.engines.base import Engine
+    from evalserve.metrics_service import MetricsService, PairScores
+    from evalserve.settings import Settings
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "REFERENCE_COLUMNS",
+    "metrics",
+    "read_scoring_file",
+    "local_service",
+    "write_scores",
+]
+
+PREDICTION_COLUMNS: tuple[str, ...] = ("prediction", "predictions", "generated", "response")
+REFERENCE_COLUMNS: tuple[str, ...] = ("reference", "references", "original", "answer")
+
+_LABELS = {
+    "rouge_l": "ROUGE-L F1",
+    "fkgl": "Flesch-Kincaid grade",
+    "smog": "SMOG",
+    "dale_chall": "Dale-Chall",
+    "relevance": "Relevance (BERTScore F1)",
+    "factuality": "Factuality",
+}
+
+
+def _load_rows(path: Path) -> list[Mapping[str, Any]]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                return list(csv.DictReader(f))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"file {str(path)!r} not found") from exc
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
+        if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
+            raise InvalidInputError(f"{path} must hold a JSON list of objects")
+        return data
+    if suffix not in (".jsonl", ".ndjson"):
+        raise InvalidInputError(
+            f"unsupported file format {suffix or '(none)'!r}: use .csv, .jsonl or .json"
+        )
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
+        if not isinstance(obj, Mapping):
+            raise InvalidInputError(f"{path}:{lineno} must be a JSON object")
+        rows.append(obj)
+    return rows
+
+
+def _column(rows: list[Mapping[str, Any]], names: tuple[str, ...]) -> str | None:
+    keys = set().union(*(r.keys() for r in rows)) if rows else set()
+    return next((n for n in names if n in keys), None)
+
+
+def read_scoring_file(path: str | Path) -> tuple[list[str], list[str | None] | None, list[Any]]:
+    """(predictions, references or None, ids) from a CSV/JSONL/JSON file (module doc)."""
+    p = Path(path)
+    rows = _load_rows(p)
+    if not rows:
+        raise InvalidInputError(f"{p} has no rows")
+    pred_col = _column(rows, PREDICTION_COLUMNS)
+    if pred_col is None:
+        raise InvalidInputError(
+            f"{p} has no prediction column: name it one of {', '.join(PREDICTION_COLUMNS)}"
+        )
+    ref_col = _column(rows, REFERENCE_COLUMNS)
+    preds = []
+    for i, row in enumerate(rows):
+        value = row.get(pred_col)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInputError(f"row {i + 1}: `{pred_col}` must be text, got {value!r}")
+        preds.append(value or "")
+    refs = None
+    if ref_col is not None:
+        refs = [r.get(ref_col) if isinstance(r.get(ref_col), str) else None for r in rows]
+    ids = [row.get("id", i) for i, row in enumerate(rows)]
+    return preds, refs, ids
+
+
+def write_scores(path: str | Path, ids: list[Any], scores: PairScores) -> Path:
+    """Per-row scores as JSONL (or CSV when `path` ends in .csv): `id` then the metrics."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    records = [{"id": i, **row} for i, row in zip(ids, scores.rows)]
+    if p.suffix.lower() == ".csv":
+        with p.open("w", newline="", encoding="utf-8") as f:
+            fields = list(records[0]) if records else ["id"]
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(records)
+    else:
+        with p.open("w", encoding="utf-8") as f:
+            for rec in records:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return p
+
+
+@contextlib.asynccontextmanager
+async def local_service(settings: Settings) -> AsyncIterator[MetricsService]:
+    """A `MetricsService` whose engine (for the LLM-judge factuality) starts on first use."""
+    from evalserve.metrics_service import MetricsService
+
+    started: list[Engine] = []
+    lock = asyncio.Lock()
+
+    async def engine() -> Engine:
+        async with lock:
+            if not started:
+                from evalserve.engines.registry import create_engine
+
+                eng = create_engine(settings)
+                await eng.start()
+                started.append(eng)
+            return started[0]
+
+    try:
+        yield MetricsService(settings, engine=engine)
+    finally:
+        for eng in started:
+            await eng.close()
+
+
+def _table(scores: PairScores, n: int) -> Table:
+    table = Table(title=f"Means over {n} rows")
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("rows scored", justify="right")
+    for name, mean in scores.means.items():
+        scored = sum(1 for r in scores.rows if r.get(name) is not None)
+        label = _LABELS.get(name, name)
+        if name == "factuality" and scores.factuality_method:
+            label += f" ({scores.factuality_method})"
+        table.add_row(label, f"{mean:.4f}", str(scored))
+    return table
+
+
+def metrics(
+    file: Annotated[Path, typer.Argument(help="CSV / JSONL / JSON with prediction and "
+                                              "reference columns")],
+    metric: Annotated[str, typer.Option(
+        "--metric", "-m",
+        help="Comma-separated: rouge_l, readability, relevance, factuality")] = (
+        "rouge_l,readability,relevance"),
+    lang: Annotated[str, typer.Option(
+        help="en | zh | auto | es | ...: ROUGE tokenization (zh, auto: per pair, else English) "
+             "and readability language (auto: en)")] = "en",
+    out: Annotated[Path | None, typer.Option(
+        help="Write per-row scores here (.jsonl, or .csv)")] = None,
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Score each prediction against its reference and print the means.
+
+    Factuality is AlignScore when ALIGNSCORE_CKPT is set, else an LLM judge on the
+    configured model (loaded for the purpose).
+    """
+    from evalserve.metrics_service import parse_metric_names
+
+    names = parse_metric_names(metric)
+    settings = load_settings(engine=engine, model_name=model)
+    preds, refs, ids = read_scoring_file(file)
+    from evalserve.metrics_service import PAIR_METRICS
+
+    if refs is None and PAIR_METRICS.intersection(names):
+        raise InvalidInputError(
+            f"{file} has no reference column ({', '.join(REFERENCE_COLUMNS)}), needed by "
+            + ", ".join(n for n in names if n in PAIR_METRICS)
+        )
+    console = Console(highlight=False)
+
+    async def run() -> PairScores:
+        async with local_service(settings) as service:
+            return await service.score_pairs(names, preds, refs, lang=lang)
+
+    with console.status(f"scoring {len(preds)} rows: {', '.join(names)}..."):
+        scores = asyncio.run(run())
+    console.print(_table(scores, len(preds)))
+    if out is not None:
+        written = write_scores(out, ids, scores)
+        console.print(f"per-row scores written to {written}")
