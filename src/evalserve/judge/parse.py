@@ -89,7 +89,7 @@ def parse_json_verdict(
     if start < 0:
         raise VerdictError("the answer holds no JSON object")
     try:
-        data, _ = json.JSONDecoder().raw_decode(text[start:])
+        data, length = json.JSONDecoder().raw_decode(text[start:])
     except json.JSONDecodeError as exc:
         raise VerdictError(f"the answer is not valid JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(data, dict):
@@ -105,8 +105,10 @@ def parse_json_verdict(
     feedback = data.get(feedback_field, data.get("feedback", data.get("justification", "")))
     if not isinstance(feedback, str):
         feedback = json.dumps(feedback, ensure_ascii=False)
-    match = re.search(r'"' + re.escape(key) + r'"\s*:\s*"?\s*(-?\d)', text[start:])
-    offset = start + match.start(1) if match else None
+    # The score's digits: the last `"key": N` inside the object (never one in trailing text).
+    matches = list(re.finditer(r'"' + re.escape(key) + r'"\s*:\s*"?\s*(-?\d)',
+                               text[start : start + length]))
+    offset = start + matches[-1].start(1) if matches else None
     return Verdict(score, clip_feedback(feedback, max_chars), offset)
 
 
@@ -140,10 +142,12 @@ def _feedback_around(text: str, span: tuple[int, int]) -> str:
     """The feedback part of a free-text answer whose score sits at `span`."""
     labelled = _FEEDBACK_LABELS.search(text)
     if labelled is None:
-        return text[: span[0]] + " " + text[span[1] :]
-    if labelled.end() <= span[0]:  # "Justification: ... Score: 4"
-        return text[labelled.end() : span[0]]
-    return text[labelled.end() :]  # "Score: 4 Justification: ..."
+        rest = text[: span[0]] + " " + text[span[1] :]
+    elif labelled.end() <= span[0]:  # "Justification: ... Score: 4"
+        rest = text[labelled.end() : span[0]]
+    else:  # "Score: 4 Justification: ..."
+        rest = text[labelled.end() :]
+    return rest.strip().lstrip(".,;:-–—*_# ").rstrip("*_# ")
 
 
 def parse_text_verdict(text: str, *, scale: list[int], max_chars: int) -> Verdict:
