@@ -97,9 +97,16 @@ class _LiveCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         engine = self.state.engine
-        depth = getattr(engine, "queue_depth", 0) if self.state.loaded else 0
+        loaded = self.state.loaded
+        # optional engine attributes: not every engine has a local queue
+        depth = getattr(engine, "queue_depth", 0) if loaded else 0
+        running = getattr(engine, "running", None) if loaded else None
         yield GaugeMetricFamily("evalserve_engine_queue_depth",
-                                "Sequences waiting for or in decoding.", value=float(depth))
+                                "Sequences waiting to be decoded (requests in flight upstream "
+                                "for the openai engine).", value=float(depth))
+        if isinstance(running, int):
+            yield GaugeMetricFamily("evalserve_engine_running", "Sequences being decoded.",
+                                    value=float(running))
         active = self.state.services.get("active_jobs")
         yield GaugeMetricFamily("evalserve_active_jobs", "Jobs queued or running.",
                                 value=float(active() if active else 0))
