@@ -322,9 +322,11 @@ class MetricsService:
         references: Sequence[str | None] | None = None,
         *,
         lang: str = "en",
+        readability_lang: str | None = None,
     ) -> PairScores:
         """Flat per-item scores (module doc) for the named metrics.
 
+        `lang` is split by `split_lang`; `readability_lang` overrides its readability part.
         Readability needs only the prediction; the pair metrics are computed for the items
         whose reference is a non-blank string and are `None` for the others.
         """
@@ -336,6 +338,7 @@ class MetricsService:
                 f"`predictions` has {len(preds)} texts but `references` has {len(refs)}"
             )
         rouge_lang, read_lang = split_lang(lang)
+        read_lang = readability_lang or read_lang
         paired = [i for i, r in enumerate(refs) if isinstance(r, str) and r.strip()]
         p_preds = [preds[i] for i in paired]
         p_refs = [refs[i] for i in paired]  # type: ignore[misc]
