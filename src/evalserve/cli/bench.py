@@ -105,8 +105,6 @@ def token_counter(settings: Settings, tokenizer: str | None = None
     `estimate`, or None: the tokenizer of the model these settings serve)."""
     if tokenizer == "estimate":
         return estimate_tokens, "estimate (1 per CJK char + 1 per 4 chars of other words)"
-    from transformers import AutoTokenizer
-
     if tokenizer:
         folder, gguf = Path(tokenizer), None
         name = folder.name
@@ -116,6 +114,18 @@ def token_counter(settings: Settings, tokenizer: str | None = None
 
         name = resolve_model_source(settings.model_name, settings.model_dir,
                                     settings.model_id).model_id
+    if gguf is None and (Path(folder) / "tokenizer.json").is_file():
+        # The tokenizers library alone: no torch/transformers import (seconds) for counting.
+        from tokenizers import Tokenizer
+
+        fast = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+
+        def count_fast(text: str) -> int:
+            return len(fast.encode(text, add_special_tokens=False).ids)
+
+        return count_fast, f"tokenizer of {name}"
+    from transformers import AutoTokenizer
+
     try:
         tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -305,7 +315,8 @@ def _table(summary: dict[str, Any]) -> Table:
         table.add_row(label, f"mean {d['mean']:.4f}")
         table.add_row("  p10 / median / p90", f"{d['p10']:.3f} / {d['p50']:.3f} / {d['p90']:.3f}")
         table.add_row(f"  share >= {GRADER_THRESHOLD}", f"{d['at_least_threshold']:.0%}")
-        table.add_row("  histogram", "  ".join(f"{k}:{v}" for k, v in d["histogram"].items()))
+        table.add_row("  histogram (0-0.2 … 0.8-1)",
+                      " / ".join(str(v) for v in d["histogram"].values()))
     verdict = "passes" if summary["rouge_l_grader"]["passes"] else "FAILS"
     table.add_row("leaderboard threshold", f"{verdict} (mean >= {GRADER_THRESHOLD})")
     return table
