@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from evalserve.jobs.models import Job
     from evalserve.server.state import AppState
 
-__all__ = ["validate_track", "tracking_component", "TRACKING_EVENT", "INPUT_KEY"]
+__all__ = ["validate_track", "track_option", "tracking_component", "TRACKING_EVENT", "INPUT_KEY"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,14 @@ def validate_track(track: Any) -> dict[str, Any]:
             isinstance(k, str) and isinstance(v, str) for k, v in tags.items())):
         raise InvalidInputError("track.tags must be an object of string values")
     return dict(track)
+
+
+def track_option(track: Any) -> dict[str, Any]:
+    """`validate_track` for pydantic validators (a `ValueError` becomes the 422 envelope)."""
+    try:
+        return validate_track(track)
+    except InvalidInputError as exc:
+        raise ValueError(exc.message) from None
 
 
 def _tracked(job: Job | None) -> bool:

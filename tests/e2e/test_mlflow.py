@@ -1,0 +1,159 @@
+"""MLflow end to end, on the real bundled model: tracked jobs through the real server, and
+MLflow's own judge APIs graded by evalserve's `/v1`. Real MLflow SQLite stores in temp dirs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.server import ServerProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+INSTRUCTIONS = ("Rate how well the answer in {{ outputs }} answers the question in {{ inputs }} "
+                "from 1 (wrong) to 5 (correct and complete).")
+ITEMS = [
+    {"inputs": "What is the capital of France?", "predictions": "Paris is the capital."},
+    {"inputs": "How many legs does a spider have?", "predictions": "A spider has six legs."},
+]
+
+
+def job_events(server: ServerProcess, job_id: str, timeout: float = 300) -> list[dict[str, Any]]:
+    """Every SSE event of a job until its final one (the stream ends the job's events)."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    with httpx.stream("GET", f"{server.url}/stream/{job_id}", timeout=timeout) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                current["event"] = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                current["data"] = json.loads(line.split(":", 1)[1])
+            elif not line and "event" in current:
+                events.append(current)
+                if current["event"] in ("complete", "cancelled", "error") and \
+                        "hook" not in current.get("data", {}):
+                    break
+                current = {}
+    return events
+
+
+def submit(server: ServerProcess, track: dict[str, Any]) -> str:
+    response = httpx.post(f"{server.url}/evaluate", timeout=30,
+                          json={"rubric": "judge-1-5", "items": ITEMS, "track": track})
+    assert response.status_code == 200, response.text
+    return response.json()["job_id"]
+
+
+def test_tracked_job_logs_its_run(live_server: ServerProcess, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    job_id = submit(live_server, {"experiment": "e2e-jobs", "run_name": "tracked-job"})
+    events = job_events(live_server, job_id)
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "complete" and "tracking" in kinds
+    tracking = next(e["data"] for e in events if e["event"] == "tracking")
+    assert tracking["status"] == "logged", tracking
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{live_server.data_dir / 'mlflow.db'}")
+    run = client.get_run(tracking["run_id"])
+    assert run.info.experiment_id == tracking["experiment_id"]
+    assert run.info.run_name == "tracked-job"
+    assert run.data.tags["experiment_type"] == "llm_judge_evaluation"
+    assert run.data.tags["job_id"] == job_id
+    assert run.data.params["rubric_name"] == "judge-1-5"
+    assert run.data.params["model"] == "SmolLM2-135M-Instruct"
+    assert run.data.metrics["items_total"] == 2
+    scored = run.data.metrics["scored_count"]
+    assert sum(run.data.metrics[f"score_count_{k}"] for k in range(1, 6)) == scored
+    table = json.loads(Path(client.download_artifacts(
+        run.info.run_id, "eval_results_table.json", str(tmp_path))).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert [r["predictions"] for r in rows] == [i["predictions"] for i in ITEMS]
+    assert all(r["status"] in ("scored", "unscored") for r in rows)
+    assert all(r["score"] in range(1, 6) for r in rows if r["status"] == "scored")
+
+
+def test_tracking_failure_does_not_fail_the_job(server_factory) -> None:
+    broken = f"http://127.0.0.1:{free_port()}"
+    server = server_factory(env={"MLFLOW_TRACKING_URI": broken, "MAX_NEW_TOKENS": "48"})
+    job_id = submit(server, {"experiment": "never-logged"})
+    events = job_events(server, job_id)
+    assert events[-1]["event"] == "complete"
+    assert events[-1]["data"]["completed"] == len(ITEMS)
+    tracking = next(e["data"] for e in events if e["event"] == "tracking")
+    assert tracking["status"] == "failed" and broken in tracking["message"]
+    # the grades are stored all the same
+    job = httpx.get(f"{server.url}/jobs/{job_id}", timeout=30).json()
+    assert job["status"] == "completed"
+    results = httpx.get(f"{server.url}/jobs/{job_id}/results", timeout=30).json()["results"]
+    assert [r["input"]["predictions"] for r in results] == [i["predictions"] for i in ITEMS]
+    assert all(r["status"] in ("scored", "unscored") for r in results)
+
+
+def test_tracked_job_rejects_unknown_track_keys(live_server: ServerProcess) -> None:
+    response = httpx.post(f"{live_server.url}/evaluate", timeout=30, json={
+        "rubric": "judge-1-5", "items": ITEMS, "track": {"tracking_uri": "http://evil"}})
+    assert response.status_code == 422
+    assert "tracking_uri" in response.json()["error"]["message"]
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'judges.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("OPENAI_API_KEY", "evalserve")
+    return uri
+
+
+def test_mlflow_genai_judge_uses_evalserve(live_server: ServerProcess, mlflow_store: str) -> None:
+    """`make_judge` + `mlflow.genai.evaluate` over evalserve's /v1: a value and a rationale
+    for every row (the schema-constrained output always parses)."""
+    import mlflow
+
+    from evalserve.tracking.judges import make_evalserve_judge
+
+    judge = make_evalserve_judge("answer_quality", INSTRUCTIONS, base_url=live_server.url,
+                                 model="SmolLM2-135M-Instruct", max_tokens=96,
+                                 max_rationale_chars=160)
+    data = [{"inputs": {"question": i["inputs"]}, "outputs": i["predictions"]} for i in ITEMS]
+    result = mlflow.genai.evaluate(data=data, scorers=[judge])
+    df = result.result_df
+    assert len(df) == len(ITEMS)
+    for _, row in df.iterrows():
+        feedback = [a for a in row["assessments"] if a["assessment_name"] == "answer_quality"]
+        assert len(feedback) == 1
+        assert feedback[0].get("error") is None, feedback[0]
+        assert int(row["answer_quality/value"]) in range(1, 6)
+        assert isinstance(feedback[0]["rationale"], str) and feedback[0]["rationale"].strip()
+
+
+def test_mlflow_legacy_genai_metric_uses_evalserve(live_server: ServerProcess,
+                                                   mlflow_store: str) -> None:
+    """Seed 004's `make_genai_metric` + `mlflow.evaluate`: score and justification per row."""
+    import mlflow
+    import pandas as pd
+
+    from evalserve.tracking.judges import make_evalserve_genai_metric
+
+    metric = make_evalserve_genai_metric(
+        "llm_judge_accuracy", "Accuracy of the answer.", "Score 1: wrong. Score 5: correct.",
+        base_url=live_server.url + "/v1", model="SmolLM2-135M-Instruct", max_tokens=96,
+        max_justification_chars=160)
+    df = pd.DataFrame({"inputs": [i["inputs"] for i in ITEMS],
+                       "predictions": [i["predictions"] for i in ITEMS]})
+    with mlflow.start_run(tags={"experiment_type": "llm_judge_evaluation"}) as run:
+        result = mlflow.evaluate(data=df, predictions="predictions", extra_metrics=[metric],
+                                 evaluators="default")
+    table = result.tables["eval_results_table"]
+    assert list(table["llm_judge_accuracy/v1/score"].astype(int)) == list(
+        table["llm_judge_accuracy/v1/score"])
+    assert all(1 <= s <= 5 for s in table["llm_judge_accuracy/v1/score"])
+    assert all(isinstance(j, str) and j.strip() and "Failed" not in j
+               for j in table["llm_judge_accuracy/v1/justification"])
+    logged = mlflow.get_run(run.info.run_id)
+    assert 1 <= logged.data.metrics["llm_judge_accuracy/v1/mean"] <= 5
