@@ -124,3 +124,22 @@ def test_non_envelope_errors_and_unreachable_server() -> None:
         with pytest.raises(EvalserveHTTPError, match="cannot reach evalserve") as info:
             dead.get_readability(["a"])
     assert info.value.status == 0
+
+
+def test_calibrate_targets_then_two_list_loss(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              app_client: EvalserveClient) -> None:
+    from evalserve.engines import registry
+
+    monkeypatch.setattr(registry, "create_engine",
+                        lambda settings: ScriptedEngine(lambda r: '{"score": 5}'))
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"original": o, "human": h}) + "\n" for o, h in zip(O, H)))
+    seen: list[tuple[int, int]] = []
+    targets = client_mod.calibrateTargets(path=data, save_to="targets.json", subset=1.0,
+                                          chunk_size=1, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)]
+    assert targets["factuality"] == {"mean": 1.0, "std": 0.0}
+    assert json.loads((tmp_path / "targets.json").read_text()) == targets
+    body = app_client.get_loss(O, G)  # reads ./targets.json written above
+    assert body["targets"]["fkgl"]["mean"] == pytest.approx(targets["fkgl"]["mean"])
+    assert body["targets"]["factuality"]["mean"] == 1.0

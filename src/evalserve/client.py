@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ __all__ = [
     "DEFAULT_TARGETS_FILE",
     "EvalserveClient",
     "EvalserveHTTPError",
+    "calibrate_targets",
+    "calibrateTargets",
     "get_factuality",
     "get_loss",
     "get_readability",
@@ -282,8 +284,36 @@ def generate_summary(text: str, *, base_url: str | None = None, token: str | Non
     return _client(base_url, token).generate_summary(text, **options)
 
 
+def calibrate_targets(
+    path: str | Path,
+    save_to: str | Path | None = "targets.json",
+    subset: float = 0.5,
+    chunk_size: int = 16,
+    progress: Callable[[int, int], Any] | None = None,
+    seed: int = 0,
+    lang: str = "en",
+) -> dict[str, Any]:
+    """Seed 002's `calibrateTargets`, computed in this process (not over HTTP): human targets
+    for the loss, written to `save_to` (what `getLoss(O, G)` then reads). Factuality is
+    AlignScore with `ALIGNSCORE_CKPT`, else the LLM judge on the configured model. Returns the
+    targets as the JSON dict written. Same as `evalserve calibrate`."""
+    import asyncio
+
+    from evalserve.metrics_service import local_service
+    from evalserve.settings import load_settings
+
+    async def run() -> Any:
+        async with local_service(load_settings()) as service:
+            return await service.calibrate(path, save_to=save_to, subset=subset,
+                                           chunk_size=chunk_size, progress=progress, seed=seed,
+                                           lang=lang)
+
+    return asyncio.run(run()).to_dict()
+
+
 # seed 002's names, so its training code runs unchanged
 getLoss = get_loss
 getRelevance = get_relevance
 getFactuality = get_factuality
 getReadability = get_readability
+calibrateTargets = calibrate_targets

@@ -16,8 +16,16 @@ against the reference) and ``factuality`` (prediction checked against the refere
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +53,7 @@ __all__ = [
     "Summary",
     "parse_metric_names",
     "split_lang",
+    "local_service",
     "SUMMARY_INSTRUCTION",
 ]
 
@@ -423,3 +432,28 @@ class MetricsService:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=out.completion_tokens,
         )
+
+
+@contextlib.asynccontextmanager
+async def local_service(settings: Settings) -> AsyncIterator[MetricsService]:
+    """A `MetricsService` outside the server (CLI, scripts): its engine, needed only by the
+    LLM-judge factuality and `summarize`, is created from `settings` and started on first use,
+    and closed on exit."""
+    started: list[Engine] = []
+    lock = asyncio.Lock()
+
+    async def engine() -> Engine:
+        async with lock:
+            if not started:
+                from evalserve.engines.registry import create_engine
+
+                eng = create_engine(settings)
+                await eng.start()
+                started.append(eng)
+            return started[0]
+
+    try:
+        yield MetricsService(settings, engine=engine)
+    finally:
+        for eng in started:
+            await eng.close()

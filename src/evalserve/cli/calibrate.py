@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from evalserve.cli.metrics import local_service
 from evalserve.cli.options import EngineOpt, ModelOpt
+from evalserve.metrics_service import local_service
 from evalserve.settings import load_settings
 
 __all__ = ["calibrate"]

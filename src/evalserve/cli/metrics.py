@@ -8,10 +8,9 @@ reference from `reference`, `references`, `original`, `answer`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,19 +20,17 @@ from rich.table import Table
 
 from evalserve.cli.options import EngineOpt, ModelOpt
 from evalserve.errors import InvalidInputError
+from evalserve.metrics_service import local_service
 from evalserve.settings import load_settings
 
 if TYPE_CHECKING:
-    from evalserve.engines.base import Engine
-    from evalserve.metrics_service import MetricsService, PairScores
-    from evalserve.settings import Settings
+    from evalserve.metrics_service import PairScores
 
 __all__ = [
     "PREDICTION_COLUMNS",
     "REFERENCE_COLUMNS",
     "metrics",
     "read_scoring_file",
-    "local_service",
     "write_scores",
 ]
 
@@ -131,31 +128,6 @@ def write_scores(path: str | Path, ids: list[Any], scores: PairScores) -> Path:
             for rec in records:
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return p
-
-
-@contextlib.asynccontextmanager
-async def local_service(settings: Settings) -> AsyncIterator[MetricsService]:
-    """A `MetricsService` whose engine (for the LLM-judge factuality) starts on first use."""
-    from evalserve.metrics_service import MetricsService
-
-    started: list[Engine] = []
-    lock = asyncio.Lock()
-
-    async def engine() -> Engine:
-        async with lock:
-            if not started:
-                from evalserve.engines.registry import create_engine
-
-                eng = create_engine(settings)
-                await eng.start()
-                started.append(eng)
-            return started[0]
-
-    try:
-        yield MetricsService(settings, engine=engine)
-    finally:
-        for eng in started:
-            await eng.close()
 
 
 def _table(scores: PairScores, n: int) -> Table:
