@@ -1,0 +1,96 @@
+"""The tracked-job hooks, called the way the job runner calls them (no model, real MLflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evalserve.errors import InvalidInputError
+from evalserve.jobs.models import Job, JobOptions, JobStatus
+from evalserve.jobs.runner import FINISH_HOOKS, ITEM_HOOKS, current_job
+from evalserve.server.state import AppState
+from evalserve.settings import load_settings
+from evalserve.tracking.hooks import (
+    INPUT_KEY,
+    remember_inputs,
+    tracking_component,
+    validate_track,
+)
+from tests.e2e.server import free_port
+from tests.fakes import ScriptedEngine
+
+
+def test_validate_track_accepts_names_and_tags() -> None:
+    track = {"experiment": "exp", "run_name": "r1", "tags": {"team": "nlp"}}
+    assert validate_track(track) == track
+
+
+@pytest.mark.parametrize("track, message", [
+    ({"tracking_uri": "http://elsewhere"}, "unknown keys ['tracking_uri']"),
+    ({"experiment": ""}, "track.experiment must be a non-empty string"),
+    ({"run_name": 3}, "track.run_name must be a non-empty string"),
+    ({"tags": {"a": 1}}, "track.tags must be an object of string values"),
+    ("exp", "track must be an object"),
+])
+def test_validate_track_says_what_is_wrong(track, message) -> None:
+    with pytest.raises(InvalidInputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate_track(track)
+
+
+def _job(rubric, track) -> Job:
+    return Job(id="job-1234abcd", status=JobStatus.RUNNING, rubric_name=rubric.name,
+               rubric=rubric.model_dump(mode="json"), total=4,
+               options=JobOptions(track=track), started_at=1.0)
+
+
+def test_remember_inputs_only_for_tracked_jobs(rubric) -> None:
+    item = {"inputs": "q", "predictions": "a"}
+    token = current_job.set(_job(rubric, None))
+    try:
+        assert remember_inputs(item, {}) == {}
+    finally:
+        current_job.reset(token)
+    token = current_job.set(_job(rubric, {"experiment": "x"}))
+    try:
+        assert remember_inputs(item, {}) == {INPUT_KEY: item}
+    finally:
+        current_job.reset(token)
+
+
+async def _run_hook(tmp_path: Path, env_uri: str | None, job: Job, records) -> list[dict]:
+    settings = load_settings(data_dir=tmp_path / "data", mlflow_tracking_uri=env_uri)
+    state = AppState(settings=settings, engine=ScriptedEngine(lambda r: "{}"))
+    async with tracking_component(state):
+        hook = FINISH_HOOKS[-1]
+        assert remember_inputs in ITEM_HOOKS
+        events = await hook(job, records)
+    assert hook not in FINISH_HOOKS and remember_inputs not in ITEM_HOOKS
+    return events
+
+
+async def test_finish_hook_logs_a_tracked_job(tmp_path: Path, rubric, records, items) -> None:
+    from mlflow import MlflowClient
+
+    job = _job(rubric, {"experiment": "jobs", "tags": {"team": "nlp"}})
+    rows = [{**r, INPUT_KEY: i} for r, i in zip(records, items)]
+    [event] = await _run_hook(tmp_path, None, job, rows)
+    assert event["event"] == "tracking" and event["data"]["status"] == "logged"
+    uri = f"sqlite:///{(tmp_path / 'data' / 'mlflow.db').resolve()}"
+    assert event["data"]["tracking_uri"] == uri
+    run = MlflowClient(uri).get_run(event["data"]["run_id"])
+    assert run.info.run_name == "job-job-1234"
+    assert run.data.tags["team"] == "nlp" and run.data.tags["job_id"] == job.id
+    assert run.data.params["model"] == "scripted" and run.data.params["job_id"] == job.id
+    assert run.data.metrics["unscored_count"] == 1
+
+
+async def test_finish_hook_reports_a_broken_store(tmp_path: Path, rubric, records) -> None:
+    broken = f"http://127.0.0.1:{free_port()}"
+    [event] = await _run_hook(tmp_path, broken, _job(rubric, {}), records)
+    assert event["data"]["status"] == "failed" and broken in event["data"]["message"]
+
+
+async def test_finish_hook_ignores_untracked_jobs(tmp_path: Path, rubric, records) -> None:
+    assert await _run_hook(tmp_path, None, _job(rubric, None), records) == []
+    assert not (tmp_path / "data" / "mlflow.db").exists()
