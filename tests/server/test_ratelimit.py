@@ -62,3 +62,19 @@ async def test_http_429_envelope_with_retry_after(settings) -> None:  # noqa: AN
         other = await client.post("/v1/chat/completions", json=chat_body(),
                                   headers={"Authorization": "Bearer two"})
         assert other.status_code == 200
+
+
+async def test_memory_window_moves(settings, monkeypatch) -> None:  # noqa: ANN001
+    now = [100.0]
+    monkeypatch.setattr("evalserve.server.ratelimit.time.monotonic", lambda: now[0])
+    limiter = RateLimiter.from_settings(make_settings(settings, rate_limits="m=2/minute"))
+    await limiter.hit("k", "m")
+    now[0] += 30
+    await limiter.hit("k", "m")
+    with pytest.raises(RateLimitError) as info:
+        await limiter.hit("k", "m")
+    assert info.value.retry_after == 30  # the first hit leaves the window in 30 s
+    now[0] += 30.5
+    await limiter.hit("k", "m")  # one slot freed, not the whole window
+    with pytest.raises(RateLimitError):
+        await limiter.hit("k", "m")

@@ -190,6 +190,9 @@ class OpenAIEngine(Engine):
         import httpx
 
         if self._client is None:
+            quiet = logging.getLogger("httpx")
+            if quiet.level == logging.NOTSET:  # one INFO line per upstream call otherwise
+                quiet.setLevel(logging.WARNING)
             headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
             self._client = httpx.AsyncClient(
                 base_url=self.base_url, headers=headers, transport=self.transport,

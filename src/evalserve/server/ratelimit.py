@@ -5,6 +5,10 @@ Default tiers follow seed 001, by the model size read from the model id: up to 7
 `RATE_LIMITS="my-model=30/minute;other=5/second;*=1000/minute"` overrides per model id
 (`*`: every other model). With `REDIS_URL` the windows live in Redis, so the limit holds across
 replicas. If the store cannot be reached the request is let through (and a warning logged).
+
+In memory the window is a deque of timestamps per (caller, model) in this module: `limits`'
+memory storages hop to a thread (asyncio variant) or start a timer thread (sync variant) on
+hits, which costs milliseconds per request on a busy machine. Redis uses `limits`' moving window.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import math
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -71,14 +76,48 @@ def parse_rate_limits(text: str | None) -> dict[str, str]:
     return overrides
 
 
+class MemoryWindows:
+    """Moving windows in this process: the times of the hits still inside each window."""
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[str, ...], deque[float]] = {}
+        self._calls = 0
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> float | None:
+        """Record a hit and return None, or return the seconds until one is allowed."""
+        now = time.monotonic()
+        span = item.get_expiry()
+        key = (str(item), *identifiers)
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = deque()
+        while hits and hits[0] <= now - span:
+            hits.popleft()
+        self._calls += 1
+        if self._calls % 10_000 == 0:
+            self._sweep(now)
+        if len(hits) >= item.amount:
+            return hits[-item.amount] + span - now
+        hits.append(now)
+        return None
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, v in self._hits.items() if not v or v[-1] < now - 86_400]:
+            del self._hits[key]
+
+
 class RateLimiter:
     """Moving-window limiter keyed by caller identity and model."""
 
-    def __init__(self, storage: Any, overrides: dict[str, str] | None = None) -> None:
-        from limits.aio.strategies import MovingWindowRateLimiter
-
+    def __init__(self, storage: Any = None, overrides: dict[str, str] | None = None) -> None:
+        """`storage`: a `limits.aio` storage (Redis), or None for windows in this process."""
         self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.memory = MemoryWindows() if storage is None else None
+        self.limiter: Any = None
+        if storage is not None:
+            from limits.aio.strategies import MovingWindowRateLimiter
+
+            self.limiter = MovingWindowRateLimiter(storage)
         self.overrides = overrides or {}
         self._items: dict[str, RateLimitItem] = {}
 
@@ -92,13 +131,9 @@ class RateLimiter:
             options: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
             if settings.redis_password:
                 options["password"] = settings.redis_password
-            storage = RedisStorage(uri, implementation="redispy", key_prefix=REDIS_KEY_PREFIX,
-                                   **options)
-        else:
-            from limits.aio.storage import MemoryStorage
-
-            storage = MemoryStorage()
-        return cls(storage, overrides)
+            return cls(RedisStorage(uri, implementation="redispy", key_prefix=REDIS_KEY_PREFIX,
+                                    **options), overrides)
+        return cls(None, overrides)
 
     def limit_for(self, model: str) -> RateLimitItem:
         """The limit that applies to `model` (override, then `*`, then the size tier)."""
@@ -113,14 +148,20 @@ class RateLimiter:
     async def hit(self, identity: str, model: str) -> None:
         """Count one request; raise RateLimitError (429 + Retry-After) when over the limit."""
         item = self.limit_for(model)
-        try:
-            if await self.limiter.hit(item, identity, model):
+        if self.memory is not None:
+            wait = self.memory.hit(item, identity, model)
+            if wait is None:
                 return
-            stats = await self.limiter.get_window_stats(item, identity, model)
-        except Exception as exc:  # an unreachable store must not take the API down
-            log.warning("rate limiter store unavailable (REDIS_URL): %s", exc)
-            return
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        else:
+            try:
+                if await self.limiter.hit(item, identity, model):
+                    return
+                stats = await self.limiter.get_window_stats(item, identity, model)
+            except Exception as exc:  # an unreachable store must not take the API down
+                log.warning("rate limiter store unavailable (REDIS_URL): %s", exc)
+                return
+            wait = stats.reset_time - time.time()
+        retry_after = max(1, math.ceil(wait))
         raise RateLimitError(
             f"rate limit of {item} for model {model!r} exceeded; retry in {retry_after} s",
             retry_after=retry_after,
