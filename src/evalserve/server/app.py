@@ -18,15 +18,20 @@ from fastapi import FastAPI
 from evalserve import __version__
 from evalserve.engines.base import Engine
 from evalserve.engines.registry import create_engine
+from evalserve.jobs.metrics_hook import metrics_hook_component
+from evalserve.jobs.service import jobs_component
 from evalserve.server import auth, cache, ratelimit, telemetry, warmup
 from evalserve.server.errors import install_error_handlers
+from evalserve.server.routes import evaluate as evaluate_routes
 from evalserve.server.routes import health
+from evalserve.server.routes import jobs as jobs_routes
 from evalserve.server.routes import metrics as metrics_routes
 from evalserve.server.routes import openai as openai_routes
 from evalserve.server.routes import predict as predict_routes
 from evalserve.server.routes import rubrics as rubrics_routes
 from evalserve.server.state import AppState
 from evalserve.settings import Settings
+from evalserve.tracking.hooks import tracking_component
 
 __all__ = ["build_app", "COMPONENTS"]
 
@@ -41,6 +46,12 @@ COMPONENTS: list[Component] = [cache.response_cache, ratelimit.rate_limiter,
 ROUTERS = [health.router, openai_routes.router, telemetry.router, metrics_routes.router]
 ROUTERS.append(rubrics_routes.router)
 ROUTERS.append(predict_routes.router)
+ROUTERS += [evaluate_routes.router, jobs_routes.router]
+# per-item metrics (`POST /evaluate` with `metrics`): registered before the runner starts
+COMPONENTS.append(metrics_hook_component)
+# tracking registers its job hooks before the runner starts (resumed jobs are tracked too)
+COMPONENTS.append(tracking_component)
+COMPONENTS.append(jobs_component)
 
 
 async def _load_engine(state: AppState) -> None:

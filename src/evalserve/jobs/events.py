@@ -1,0 +1,93 @@
+"""The in-process event bus and the subscription that SSE streams and the CLI follow.
+
+Events are stored first (`JobStore.commit`), then published here to wake subscribers at once.
+A subscription replays stored events after the client's last id, then yields live ones; a
+missed live event (a slow subscriber whose queue overflowed) is re-read from the store, and a
+bounded poll of the store covers anything the bus could not deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+
+from evalserve.errors import NotFoundError
+from evalserve.jobs.models import JobEvent
+from evalserve.jobs.store import JobStore
+
+__all__ = ["EventBus", "follow_events"]
+
+_QUEUE_SIZE = 1024
+
+
+class EventBus:
+    """Fan-out of stored events to live subscribers, per job (asyncio, one event loop)."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
+
+    def publish(self, events: Iterable[JobEvent]) -> None:
+        """Wake every subscriber of each event's job. Never blocks: a full queue drops the event
+        (its subscriber notices the gap in ids and re-reads the store)."""
+        for event in events:
+            for queue in self._subscribers.get(event.job_id, ()):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(event)
+
+    @contextlib.contextmanager
+    def subscribe(self, job_id: str):  # noqa: ANN201 - a context manager yielding the queue
+        """Receive the job's events published while the block runs."""
+        queue: asyncio.Queue[JobEvent] = asyncio.Queue(_QUEUE_SIZE)
+        self._subscribers[job_id].add(queue)
+        try:
+            yield queue
+        finally:
+            subs = self._subscribers.get(job_id)
+            if subs is not None:
+                subs.discard(queue)
+                if not subs:
+                    del self._subscribers[job_id]
+
+    def subscribers(self, job_id: str) -> int:
+        return len(self._subscribers.get(job_id, ()))
+
+
+async def follow_events(
+    store: JobStore, bus: EventBus, job_id: str, after_id: int = 0, *, poll_interval: float = 1.0
+) -> AsyncIterator[JobEvent]:
+    """Every event of the job with id > `after_id`, each once and in order, stored ones first,
+    then live ones; ends after the job's final event. Raises `NotFoundError` for an unknown job
+    (and ends quietly if the job expires while followed)."""
+    await store.get_job(job_id)
+    last = after_id
+    with bus.subscribe(job_id) as queue:
+        while True:
+            # Replay from the store: the first time, after a gap, and on the fallback poll.
+            while True:
+                stored = await store.events_after(job_id, last)
+                for event in stored:
+                    last = event.id
+                    yield event
+                    if event.final:
+                        return
+                if len(stored) < 500:
+                    break
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=poll_interval)
+                except TimeoutError:
+                    try:
+                        await store.get_job(job_id)
+                    except NotFoundError:
+                        return
+                    break  # re-read the store
+                if event.id <= last:
+                    continue
+                if event.id != last + 1:
+                    break  # a gap: re-read the store
+                last = event.id
+                yield event
+                if event.final:
+                    return

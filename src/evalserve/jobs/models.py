@@ -1,0 +1,105 @@
+"""What a job is: its status, options, counters and the events it emits."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["JobStatus", "JobOptions", "Job", "JobEvent", "ResultRow", "EventType"]
+
+
+class JobStatus(enum.StrEnum):
+    """Lifecycle of a job: queued -> running -> completed | cancelled | failed."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED)
+
+
+class EventType:
+    """SSE event names (seed 000 defines `batch_complete` and `complete`)."""
+
+    BATCH = "batch_complete"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+@dataclass
+class JobOptions:
+    """Request options other components read (metrics to compute, tracking settings)."""
+
+    metrics: list[str] = field(default_factory=list)
+    track: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": list(self.metrics), "track": self.track}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobOptions:
+        return cls(metrics=list(data.get("metrics") or []), track=data.get("track"))
+
+
+@dataclass
+class Job:
+    """One evaluation job as stored. Counters cover results stored so far."""
+
+    id: str
+    status: JobStatus
+    rubric_name: str
+    rubric: dict[str, Any]
+    """The rubric as it was when the job was created (a resumed job grades with the same one)."""
+    total: int
+    options: JobOptions = field(default_factory=JobOptions)
+    completed: int = 0
+    scored: int = 0
+    unscored: int = 0
+    score_sum: float = 0.0
+    batches: int = 0
+    """`batch_complete` events emitted so far."""
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def mean_score(self) -> float | None:
+        """Mean score over scored items (None before the first one)."""
+        return round(self.score_sum / self.scored, 4) if self.scored else None
+
+    def elapsed(self, now: float) -> float:
+        """Seconds from the first start to the finish (or to `now` while running)."""
+        if self.started_at is None:
+            return 0.0
+        end = self.finished_at if self.finished_at is not None else now
+        return max(0.0, end - self.started_at)
+
+
+@dataclass
+class JobEvent:
+    """One stored SSE event; `id` increases per job from 1. `final` ends every stream."""
+
+    job_id: str
+    id: int
+    type: str
+    data: dict[str, Any]
+    final: bool = False
+
+
+@dataclass
+class ResultRow:
+    """One graded item as stored: `record` is `Grade.record(rubric)` plus item-hook fields."""
+
+    job_id: str
+    idx: int
+    item_id: str
+    status: str
+    score: float | None
+    record: dict[str, Any]

@@ -1,0 +1,117 @@
+"""The job store seam: what the runner, the routes and the CLI need from persistence.
+
+`SQLiteJobStore` (`jobs/sqlite.py`) is the embedded default. A store guarantees that one
+`commit` is atomic: results, their counters, the events announcing them and a status change
+land together or not at all, so a crash never loses a stored result nor announces an unstored
+one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
+
+__all__ = ["JobStore", "NewEvent", "StatusChange", "PendingItem"]
+
+
+@dataclass
+class NewEvent:
+    """An event to store; the store assigns its id. `announces` marks those results announced."""
+
+    job_id: str
+    type: str
+    data: dict[str, Any]
+    final: bool = False
+    announces: list[int] = field(default_factory=list)
+
+
+@dataclass
+class StatusChange:
+    """A job status transition stored with the same commit."""
+
+    job_id: str
+    status: JobStatus
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class PendingItem:
+    """An item without a result yet."""
+
+    idx: int
+    item_id: str
+    data: dict[str, Any]
+
+
+class JobStore(ABC):
+    """Persistence of jobs, items, results and events. Every method is safe to await from the
+    event loop: implementations do their I/O off the loop."""
+
+    async def open(self) -> None:
+        """Create the schema and connections."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    @abstractmethod
+    async def create_job(self, job: Job, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Store a job and all its items in one transaction."""
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> Job:
+        """The job, or `NotFoundError`."""
+
+    @abstractmethod
+    async def list_jobs(self, status: JobStatus | None = None, limit: int = 50) -> list[Job]:
+        """Jobs, newest first."""
+
+    @abstractmethod
+    async def runnable_jobs(self, limit: int) -> list[Job]:
+        """Queued jobs in the order they should run: interrupted (already started) ones first,
+        then by creation time."""
+
+    @abstractmethod
+    async def requeue_interrupted(self) -> int:
+        """At start-up: jobs left `running` by a crash or a stop go back to `queued`."""
+
+    @abstractmethod
+    async def count_active(self) -> int:
+        """Queued + running jobs."""
+
+    @abstractmethod
+    async def pending_items(self, job_id: str, after_idx: int, limit: int) -> list[PendingItem]:
+        """Items of the job with index > `after_idx` and no stored result, by index."""
+
+    @abstractmethod
+    async def unannounced_results(self, job_id: str) -> list[ResultRow]:
+        """Stored results not yet carried by any event (they were stored, then the process
+        stopped before their batch filled)."""
+
+    @abstractmethod
+    async def commit(
+        self,
+        results: Sequence[ResultRow] = (),
+        events: Sequence[NewEvent] = (),
+        status: Sequence[StatusChange] = (),
+    ) -> list[JobEvent]:
+        """Store results (updating the job counters), events and status changes atomically;
+        return the stored events with their ids."""
+
+    @abstractmethod
+    async def events_after(self, job_id: str, after_id: int, limit: int = 500) -> list[JobEvent]:
+        """Stored events of the job with id > `after_id`, by id."""
+
+    @abstractmethod
+    async def records(self, job_id: str, after_idx: int = -1,
+                      limit: int = 1000) -> list[tuple[int, dict]]:
+        """`(index, record)` of the job's results with index > `after_idx`, by index."""
+
+    @abstractmethod
+    async def delete_expired(self, finished_before: float) -> list[str]:
+        """Delete jobs finished before the given time (with items, results, events)."""

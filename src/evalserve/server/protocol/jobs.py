@@ -1,0 +1,111 @@
+"""Wire models of `POST /evaluate` (seed 000) and the `/jobs` routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from evalserve.jobs.models import Job
+from evalserve.jobs.service import Submission
+from evalserve.tracking.hooks import track_option
+
+__all__ = ["EvaluateRequest", "EvaluateResponse", "JobCounts", "JobTimings", "JobView",
+           "JobList"]
+
+
+class EvaluateRequest(BaseModel):
+    """Seed 000's body (`{"items": [...]}`) plus the rubric and options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Any] = Field(
+        description="Items to grade, each an object with the rubric's fields "
+                    "(teacher-eval-ca: id_alumno, curso, consigna, respuesta)")
+    rubric: str | dict[str, Any] | None = Field(
+        None, description="A rubric name or an inline rubric; default `teacher-eval-ca`")
+    metrics: list[str] = Field(default_factory=list,
+                               description="Metrics to compute per item (stored with the job)")
+    track: dict[str, Any] | None = Field(
+        None, description="Experiment-tracking options (stored with the job)")
+
+    @field_validator("track")
+    @classmethod
+    def _check_track(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`{"experiment", "run_name", "tags"}`: logged to MLflow when the job completes."""
+        return None if value is None else track_option(value)
+
+
+class EvaluateResponse(BaseModel):
+    """Seed 000's answer: the job id and where to stream its results."""
+
+    job_id: str
+    total_items: int
+    estimated_time_seconds: int
+    status: str
+    stream_url: str
+
+    @classmethod
+    def of(cls, submission: Submission) -> EvaluateResponse:
+        job = submission.job
+        return cls(job_id=job.id, total_items=job.total,
+                   estimated_time_seconds=submission.estimated_time_seconds,
+                   status=job.status.value, stream_url=f"/stream/{job.id}")
+
+
+class JobCounts(BaseModel):
+    total: int
+    completed: int
+    scored: int
+    unscored: int
+    percentage: float
+
+
+class JobTimings(BaseModel):
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    elapsed_seconds: float
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+class JobView(BaseModel):
+    """`GET /jobs/{id}`: status, counts, timings, rubric and mean score."""
+
+    job_id: str
+    status: str
+    rubric: str
+    counts: JobCounts
+    timings: JobTimings
+    mean_score: float | None = Field(description="Mean over scored items")
+    metrics: list[str]
+    track: dict[str, Any] | None
+    error: dict[str, Any] | None
+    stream_url: str
+    results_url: str
+
+    @classmethod
+    def of(cls, job: Job, now: float) -> JobView:
+        pct = round(100.0 * job.completed / job.total, 1) if job.total else 100.0
+        return cls(
+            job_id=job.id, status=job.status.value, rubric=job.rubric_name,
+            counts=JobCounts(total=job.total, completed=job.completed, scored=job.scored,
+                             unscored=job.unscored, percentage=pct),
+            timings=JobTimings(created_at=_iso(job.created_at) or "",
+                               started_at=_iso(job.started_at),
+                               finished_at=_iso(job.finished_at),
+                               elapsed_seconds=round(job.elapsed(now), 3)),
+            mean_score=job.mean_score, metrics=job.options.metrics, track=job.options.track,
+            error=job.error, stream_url=f"/stream/{job.id}",
+            results_url=f"/jobs/{job.id}/results",
+        )
+
+
+class JobList(BaseModel):
+    """`GET /jobs`: newest first."""
+
+    jobs: list[JobView]

@@ -1,0 +1,66 @@
+"""`GET /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results`, `DELETE /jobs/{id}` (cancel)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from evalserve.errors import EngineUnavailableError
+from evalserve.jobs.export import MEDIA_TYPES
+from evalserve.jobs.models import JobStatus
+from evalserve.jobs.service import JobService
+from evalserve.server.deps import StateDep
+from evalserve.server.protocol.jobs import JobList, JobView
+
+__all__ = ["router", "JobsDep"]
+
+router = APIRouter(tags=["jobs"])
+
+
+def _jobs(state: StateDep) -> JobService:
+    service = state.services.get("jobs")
+    if service is None:
+        raise EngineUnavailableError("the job service is not running; retry in a few seconds")
+    return service
+
+
+JobsDep = Annotated[JobService, Depends(_jobs)]
+
+
+@router.get("/jobs")
+async def list_jobs(
+    jobs: JobsDep,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many")] = 50,
+) -> JobList:
+    """Jobs, newest first."""
+    now = time.time()
+    return JobList(jobs=[JobView.of(j, now) for j in await jobs.list(status, limit)])
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, jobs: JobsDep) -> JobView:
+    """Status, counts, timings, rubric and mean score of one job."""
+    return JobView.of(await jobs.get(job_id), time.time())
+
+
+@router.get("/jobs/{job_id}/results")
+async def get_results(
+    job_id: str,
+    jobs: JobsDep,
+    format: Annotated[Literal["json", "jsonl", "csv"], Query(
+        description="json (an object with `results`), jsonl or csv")] = "json",
+) -> StreamingResponse:
+    """Stored result records (also of running and cancelled jobs), by item order."""
+    job, chunks = await jobs.export(job_id, format)
+    headers = {"Content-Disposition": f'inline; filename="{job.id}.{format}"'}
+    return StreamingResponse(chunks, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+@router.delete("/jobs/{job_id}")
+async def cancel_job(job_id: str, jobs: JobsDep) -> JobView:
+    """Cancel a queued or running job; results stored so far stay readable. 409 if finished."""
+    return JobView.of(await jobs.cancel(job_id), time.time())

@@ -1,0 +1,309 @@
+"""JobRunner: batching of events, capacity, resume, cancel, failures, hooks, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from evalserve.errors import ConflictError, EngineError, NotFoundError
+from evalserve.jobs.models import JobStatus, ResultRow
+from evalserve.jobs.store import NewEvent, StatusChange
+from tests.jobs.helpers import (
+    answer,
+    batch_ids,
+    collect,
+    engine,
+    items,
+    running_service,
+    wait_until,
+)
+
+
+async def test_job_streams_batches_then_complete(tmp_path: Path) -> None:
+    eng = engine(capacity=4)
+    async with running_service(tmp_path, eng, batch_size=3) as service:
+        sub = await service.submit(items(7))
+        events = await collect(service, sub.job.id)
+        job = await service.get(sub.job.id)
+
+    assert [e.type for e in events] == ["batch_complete"] * 3 + ["complete"]
+    assert [e.id for e in events] == [1, 2, 3, 4]
+    batches = [e.data for e in events[:3]]
+    assert [len(b["results"]) for b in batches] == [3, 3, 1]
+    assert [b["batch_number"] for b in batches] == [1, 2, 3]
+    assert [b["progress"]["completed"] for b in batches] == [3, 6, 7]
+    assert batches[-1]["progress"]["percentage"] == 100.0
+    assert batches[-1]["progress"]["estimated_remaining_seconds"] == 0
+    assert sorted(batch_ids(events)) == [f"A{i:03d}" for i in range(7)]
+    record = batches[0]["results"][0]
+    assert record["nota"] == 4 and record["feedback"] == "Bon treball per a 3r ESO."
+    assert record["status"] == "scored"
+    final = events[-1].data
+    assert final["status"] == "completed"
+    assert (final["total"], final["completed"], final["scored"], final["unscored"]) == (7, 7, 7, 0)
+    assert job.status is JobStatus.COMPLETED and job.mean_score == 4.0
+    assert len(eng.requests) == 7
+
+
+async def test_in_flight_items_never_exceed_and_reach_capacity(tmp_path: Path) -> None:
+    eng = engine(capacity=5, delay=0.02)
+    async with running_service(tmp_path, eng, batch_size=10) as service:
+        sub = await service.submit(items(40))
+        await collect(service, sub.job.id)
+    assert eng.max_in_flight == 5
+    assert len(eng.requests) == 40
+
+
+async def test_capacity_is_shared_by_concurrent_jobs(tmp_path: Path) -> None:
+    eng = engine(capacity=3, delay=0.02)
+    async with running_service(tmp_path, eng, max_concurrent_jobs=3) as service:
+        subs = [await service.submit(items(12)) for _ in range(3)]
+        for sub in subs:
+            await collect(service, sub.job.id)
+    assert eng.max_in_flight == 3
+    assert len(eng.requests) == 36
+
+
+async def test_max_concurrent_jobs_keeps_the_others_queued(tmp_path: Path) -> None:
+    eng = engine(capacity=2, delay=0.02)
+    async with running_service(tmp_path, eng, max_concurrent_jobs=1) as service:
+        first = await service.submit(items(6))
+        second = await service.submit(items(6))
+        assert service.active_jobs() == 2
+        await wait_until(lambda: service.get(first.job.id), timeout=5)
+        await wait_until(async_status(service, first.job.id, JobStatus.RUNNING))
+        assert (await service.get(second.job.id)).status is JobStatus.QUEUED
+        await collect(service, second.job.id)
+        a, b = await service.get(first.job.id), await service.get(second.job.id)
+        assert service.active_jobs() == 0
+    assert a.status is b.status is JobStatus.COMPLETED
+    assert b.started_at >= a.finished_at
+
+
+def async_status(service, job_id, status):  # noqa: ANN001, ANN201
+    async def check() -> bool:
+        return (await service.get(job_id)).status is status
+
+    return check
+
+
+async def test_resume_grades_only_items_without_a_result(tmp_path: Path) -> None:
+    """A job interrupted after 5 of 10 results (3 announced, 2 not): only 5 are graded again,
+    every item is announced exactly once."""
+    eng = engine(capacity=4)
+    async with running_service(tmp_path, eng, start=False, batch_size=3) as service:
+        sub = await service.submit(items(10))
+        job_id = sub.job.id
+        rows = [ResultRow(job_id, i, f"A{i:03d}", "scored", 2,
+                          {"id_alumno": f"A{i:03d}", "nota": 2, "feedback": "abans",
+                           "status": "scored"}) for i in range(5)]
+        await service.store.commit(
+            rows, [NewEvent(job_id, "batch_complete",
+                            {"batch_number": 1, "results": [r.record for r in rows[:3]],
+                             "progress": {}}, announces=[0, 1, 2])],
+            [StatusChange(job_id, JobStatus.RUNNING, started_at=1.0)])
+        await service.runner.start()
+        events = await collect(service, job_id)
+        job = await service.get(job_id)
+
+    graded = sorted(r.messages[-1]["content"] for r in eng.requests)
+    assert len(eng.requests) == 5
+    assert all(f"({i})" in text for i, text in zip(range(5, 10), graded))
+    ids = batch_ids(events)
+    assert sorted(ids) == [f"A{i:03d}" for i in range(10)]
+    assert len(ids) == len(set(ids))
+    assert events[1].data["results"][:2] == [rows[3].record, rows[4].record]
+    assert job.status is JobStatus.COMPLETED
+    assert (job.completed, job.scored) == (10, 10)
+    assert job.mean_score == pytest.approx((5 * 2 + 5 * 4) / 10)
+    assert job.started_at == 1.0
+
+
+async def test_restart_resumes_a_job_left_running(tmp_path: Path) -> None:
+    """Stop a service mid-job; a new one on the same database finishes it, each item once."""
+    slow = engine(capacity=2, delay=0.05)
+    async with running_service(tmp_path, slow, batch_size=2) as service:
+        sub = await service.submit(items(30))
+        await wait_until(lambda: slow_done(service, sub.job.id, 6))
+    before = len(slow.requests)
+    fast = engine(capacity=4)
+    async with running_service(tmp_path, fast, batch_size=2) as service:
+        events = await collect(service, sub.job.id)
+        job = await service.get(sub.job.id)
+        records = [r async for r in _records(service, sub.job.id)]
+    assert job.status is JobStatus.COMPLETED and job.completed == 30
+    assert len({r["id_alumno"] for r in records}) == 30
+    ids = batch_ids(events)
+    assert sorted(ids) == sorted(r["id_alumno"] for r in records)
+    # Items in flight when the first service stopped are graded again; finished ones never.
+    assert len(fast.requests) <= 30 - 6
+    assert len(fast.requests) + before >= 30
+
+
+async def slow_done(service, job_id, n):  # noqa: ANN001, ANN201
+    return (await service.get(job_id)).completed >= n
+
+
+async def _records(service, job_id):  # noqa: ANN001, ANN202
+    _, chunks = await service.export(job_id, "jsonl")
+    import json
+
+    async for chunk in chunks:
+        for line in chunk.splitlines():
+            yield json.loads(line)
+
+
+async def test_cancel_a_running_job_aborts_in_flight_items(tmp_path: Path) -> None:
+    eng = engine(capacity=2, delay=0.3)
+    async with running_service(tmp_path, eng, batch_size=1) as service:
+        sub = await service.submit(items(20))
+        events: list = []
+
+        async def follow() -> None:
+            async for e in service.follow(sub.job.id):
+                events.append(e)
+
+        follower = asyncio.create_task(follow())
+        await wait_until(lambda: any(e.type == "batch_complete" for e in events))
+        job = await service.cancel(sub.job.id)
+        await asyncio.wait_for(follower, 5)
+        with pytest.raises(ConflictError, match="already cancelled"):
+            await service.cancel(sub.job.id)
+        records = [r async for r in _records(service, sub.job.id)]
+        assert service.active_jobs() == 0
+
+    assert job.status is JobStatus.CANCELLED and job.finished_at is not None
+    assert events[-1].type == "cancelled" and events[-1].data["status"] == "cancelled"
+    assert 1 <= job.completed < 20
+    assert len(records) == job.completed == events[-1].data["completed"]
+    assert sorted(batch_ids(events)) == sorted(r["id_alumno"] for r in records)
+    assert eng.in_flight == 0
+    assert len(eng.requests) < 20
+
+
+async def test_cancel_a_queued_job(tmp_path: Path) -> None:
+    eng = engine(capacity=1, delay=0.05)
+    async with running_service(tmp_path, eng, max_concurrent_jobs=1) as service:
+        first = await service.submit(items(4))
+        second = await service.submit(items(4))
+        job = await service.cancel(second.job.id)
+        events = await collect(service, second.job.id)
+        await collect(service, first.job.id)
+    assert job.status is JobStatus.CANCELLED and job.completed == 0
+    assert [e.type for e in events] == ["cancelled"]
+    assert len(eng.requests) == 4
+
+
+async def test_cancel_unknown_job_is_not_found(tmp_path: Path) -> None:
+    async with running_service(tmp_path, engine()) as service:
+        with pytest.raises(NotFoundError):
+            await service.cancel("nope")
+
+
+async def test_unparseable_answers_become_unscored_items(tmp_path: Path) -> None:
+    eng = engine(script=lambda req: "no sé")
+    async with running_service(tmp_path, eng) as service:
+        sub = await service.submit(items(2))
+        events = await collect(service, sub.job.id)
+    results = events[0].data["results"]
+    assert [r["status"] for r in results] == ["unscored", "unscored"]
+    assert all(r["nota"] is None and r["raw"] == "no sé" and r["reason"] for r in results)
+    assert events[-1].data["unscored"] == 2 and events[-1].data["scored"] == 0
+
+
+async def test_engine_failure_fails_the_job_with_an_error_event(tmp_path: Path) -> None:
+    def broken(req):  # noqa: ANN001, ANN202
+        raise EngineError("the GPU fell off")
+
+    async with running_service(tmp_path, engine(script=broken)) as service:
+        sub = await service.submit(items(3))
+        events = await collect(service, sub.job.id)
+        job = await service.get(sub.job.id)
+    assert events[-1].type == "error" and events[-1].final
+    assert events[-1].data["error"] == {"message": "the GPU fell off", "type": "server_error",
+                                        "code": "engine_error"}
+    assert job.status is JobStatus.FAILED and job.error["code"] == "engine_error"
+
+
+async def test_item_and_finish_hooks(tmp_path: Path) -> None:
+    seen_jobs = []
+
+    def length(item, record):  # noqa: ANN001, ANN202
+        from evalserve.jobs.runner import current_job
+
+        seen_jobs.append(current_job.get().options.metrics)
+        return {"chars": len(item["respuesta"])}
+
+    async def broken_item_hook(item, record):  # noqa: ANN001, ANN202
+        raise ValueError("boom")
+
+    async def summary(job, records):  # noqa: ANN001, ANN202
+        return [{"event": "metrics", "data": {"n": len(records), "chars": records[0]["chars"]}}]
+
+    async def failing(job, records):  # noqa: ANN001, ANN202
+        raise RuntimeError("tracking down")
+
+    async with running_service(tmp_path, engine(), item_hooks=[length, broken_item_hook],
+                               finish_hooks=[summary, failing]) as service:
+        sub = await service.submit(items(4), metrics=["rouge_l"], track={"experiment": "x"})
+        events = await collect(service, sub.job.id)
+        job = await service.get(sub.job.id)
+
+    assert [e.type for e in events] == ["batch_complete", "batch_complete", "metrics", "error",
+                                        "complete"]
+    record = events[0].data["results"][0]
+    assert record["chars"] == len(items(1)[0]["respuesta"])
+    assert record["hook_errors"] == ["broken_item_hook: boom"]
+    assert events[2].data == {"n": 4, "chars": record["chars"]}
+    assert events[3].data["hook"] == "failing"
+    assert "tracking down" in events[3].data["error"]["message"]
+    assert not events[3].final
+    assert job.status is JobStatus.COMPLETED
+    assert job.options.metrics == ["rouge_l"] and job.options.track == {"experiment": "x"}
+    assert seen_jobs == [["rouge_l"]] * 4
+
+
+async def test_expired_jobs_are_swept(tmp_path: Path) -> None:
+    now = [1000.0]
+    async with running_service(tmp_path, engine(), clock=lambda: now[0],
+                               job_ttl_seconds=60) as service:
+        old = await service.submit(items(2))
+        await collect(service, old.job.id)
+        now[0] += 30
+        recent = await service.submit(items(1))
+        await collect(service, recent.job.id)
+        queued_forever = await service.submit(items(1))
+        await service.cancel(queued_forever.job.id)  # finished at 1030 too
+        now[0] += 29
+        assert await service.runner.sweep() == []
+        now[0] += 2
+        assert await service.runner.sweep() == [old.job.id]
+        with pytest.raises(NotFoundError, match="expired"):
+            await service.get(old.job.id)
+        assert (await service.get(recent.job.id)).status is JobStatus.COMPLETED
+        now[0] += 30
+        assert sorted(await service.runner.sweep()) == sorted([recent.job.id,
+                                                               queued_forever.job.id])
+        assert await service.list() == []
+
+
+async def test_estimate_uses_measured_throughput(tmp_path: Path) -> None:
+    async with running_service(tmp_path, engine(delay=0.01), time_estimation_per_item=7) as svc:
+        first = await svc.submit(items(3))
+        assert first.estimated_time_seconds == 21
+        await collect(svc, first.job.id)
+        second = await svc.submit(items(300))
+        assert second.estimated_time_seconds < 300 * 7 / 10
+        await svc.cancel(second.job.id)
+
+
+async def test_answers_follow_the_scale(tmp_path: Path) -> None:
+    scores = iter([0, 5, 3])
+    eng = engine(script=lambda req: answer(next(scores)), capacity=1)
+    async with running_service(tmp_path, eng) as service:
+        sub = await service.submit(items(3))
+        events = await collect(service, sub.job.id)
+    assert [r["nota"] for r in events[0].data["results"]] == [0, 5, 3]
+    assert events[-1].data["mean_score"] == pytest.approx(8 / 3, abs=1e-3)
