@@ -151,6 +151,27 @@ def test_missing_hub_library_gives_the_install_hint(monkeypatch: pytest.MonkeyPa
         snapshot_function("s3")
 
 
+def test_modelscope_is_called_with_local_dir_and_too_old_versions_are_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple] = []
+
+    def new_api(model_id: str, revision: str = "master", local_dir: str | None = None) -> str:
+        calls.append((model_id, revision, local_dir))
+        Path(local_dir or "").joinpath("config.json").write_text("{}")
+        return str(local_dir)
+
+    def old_api(model_id: str, revision: str = "master", cache_dir: str | None = None) -> str:
+        raise AssertionError("never reached")
+
+    monkeypatch.setitem(sys.modules, "modelscope", type(sys)("modelscope"))
+    sys.modules["modelscope"].snapshot_download = new_api
+    download_model("org/m", model_dir=tmp_path, source="modelscope")
+    assert calls == [("org/m", "master", str(tmp_path / "org" / "m"))]
+    sys.modules["modelscope"].snapshot_download = old_api
+    with pytest.raises(ConfigurationError, match=r"modelscope>=1.18"):
+        download_model("org/m", model_dir=tmp_path, source="modelscope")
+
+
 def test_cli_downloads_with_settings_defaults(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     hub = FakeHub(missing={"org/draft": RepositoryNotFoundError("404")})

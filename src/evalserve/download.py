@@ -20,7 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from evalserve.errors import ConfigurationError, InvalidInputError, NotFoundError
+from evalserve.errors import (
+    ConfigurationError,
+    EvalserveError,
+    InvalidInputError,
+    NotFoundError,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -153,7 +158,15 @@ def snapshot_function(source: str) -> SnapshotFn:
             ) from None
 
         def fetch_ms(model_id: str, revision: str, local_dir: Path) -> str | Path:
-            return ms_snapshot(model_id, revision=revision, local_dir=str(local_dir))
+            try:
+                return ms_snapshot(model_id, revision=revision, local_dir=str(local_dir))
+            except TypeError as exc:
+                if "local_dir" not in str(exc):
+                    raise
+                raise ConfigurationError(
+                    "this modelscope cannot download into a folder (no local_dir): "
+                    "pip install -U 'modelscope>=1.18'"
+                ) from None
 
         return fetch_ms
     raise InvalidInputError(f"source {source!r} is not one of {', '.join(SOURCES)}")
@@ -166,6 +179,8 @@ def _fetch(snapshot: SnapshotFn, source: str, model_id: str, revision: str,
     started = time.perf_counter()
     try:
         snapshot(model_id, revision, target)
+    except EvalserveError:
+        raise
     except Exception as exc:
         raise _describe_failure(source, model_id, revision, exc) from exc
     log.info("downloaded %s in %.1f s", model_id, time.perf_counter() - started)
