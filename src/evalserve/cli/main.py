@@ -8,6 +8,7 @@ import typer
 
 from evalserve.cli import bench, download, generate, serve
 from evalserve.cli import calibrate as calibrate_cmd
+from evalserve.cli import evaluate as evaluate_cmd
 from evalserve.cli import metrics as metrics_cmd
 from evalserve.cli.errors import run_cli
 
@@ -25,6 +26,7 @@ app.command("models")(generate.models)
 app.command("metrics")(metrics_cmd.metrics)
 app.command("calibrate")(calibrate_cmd.calibrate)
 app.command("download")(download.download)
+app.command("evaluate")(evaluate_cmd.evaluate)
 app.add_typer(bench.bench_app, name="bench")
 
 

@@ -1,0 +1,179 @@
+"""`evalserve evaluate FILE`: grade a file of items in-process, or on a server with `--server`.
+
+In-process it loads the engine and runs the same job service as the server (SQLite job store
+in a temporary directory); with `--server URL` it submits to `POST /evaluate` and follows
+`/stream/{job_id}`. Either way: a progress bar (done/total, items/s, ETA), the records written
+to `--out`, and a summary (score distribution, unscored count, mean).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from evalserve.cli.options import EngineOpt, ModelOpt
+from evalserve.errors import EngineError, EvalserveError
+from evalserve.jobs.inputs import read_items, write_records
+from evalserve.settings import load_settings
+
+__all__ = ["evaluate"]
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        speed = task.completed / elapsed if elapsed and task.completed else None
+        return Text(f"{speed:.2f} items/s" if speed else "- items/s", style="progress.data.speed")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),
+                    _RateColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+
+
+async def _follow(events: AsyncIterator[tuple[str, Any]], total: int,
+                  console: Console) -> dict[str, Any]:
+    """Advance the bar on each batch; the final event's data."""
+    final: dict[str, Any] = {}
+    with _progress(console) as progress:
+        task = progress.add_task("grading", total=total)
+        async for kind, data in events:
+            if kind == "batch_complete":
+                progress.update(task, completed=data["progress"]["completed"])
+            elif kind in ("complete", "cancelled") or (kind == "error"
+                                                        and data.get("status") == "failed"):
+                final = {"event": kind, **data}
+    return final
+
+
+async def _run_local(settings: Any, items: list[dict], rubric: str | None,
+                     metrics: list[str] | None, console: Console
+                     ) -> tuple[dict, list[dict], dict]:
+    from evalserve.engines.registry import create_engine
+    from evalserve.jobs.export import iter_records
+    from evalserve.jobs.service import JobService
+
+    engine = create_engine(settings)
+    with console.status("loading model..."):
+        await engine.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="evalserve-") as tmp:
+            service = JobService.from_settings(settings.model_copy(update={"data_dir": Path(tmp)}),
+                                               engine)
+            await service.start()
+            try:
+                sub = await service.submit(items, rubric, metrics=metrics)
+
+                async def events() -> AsyncIterator[tuple[str, Any]]:
+                    async for e in service.follow(sub.job.id):
+                        yield e.type, e.data
+
+                final = await _follow(events(), sub.job.total, console)
+                records = [r async for r in iter_records(service.store, sub.job.id)]
+                return final, records, sub.job.rubric
+            finally:
+                await service.close()
+    finally:
+        await engine.close()
+
+
+async def _run_remote(url: str, token: str | None, items: list[dict], rubric: str | None,
+                      metrics: list[str] | None, console: Console
+                      ) -> tuple[dict, list[dict], dict]:
+    import json
+
+    from evalserve.jobs.remote import RemoteJobs
+
+    remote = RemoteJobs(url, token)
+    try:
+        answer = await remote.submit(items, rubric, metrics=metrics or None)
+
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            async for message in remote.follow(answer["job_id"]):
+                yield message.event, message.data
+
+        final = await _follow(events(), answer["total_items"], console)
+        text = await remote.results(answer["job_id"], "jsonl")
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        rubric_info: dict[str, Any] = {}
+        response = await remote.client.get(f"/rubrics/{rubric or 'teacher-eval-ca'}")
+        if response.is_success:
+            rubric_info = response.json()
+        return final, records, rubric_info
+    finally:
+        await remote.close()
+
+
+def _summary(console: Console, final: dict, records: list[dict], rubric: dict) -> None:
+    score_field = rubric.get("score_field") or "score"
+    scores = Counter(r.get(score_field) for r in records if r.get("status") == "scored")
+    table = Table(title="score distribution")
+    table.add_column(score_field, justify="right")
+    table.add_column("items", justify="right")
+    for score in sorted(rubric.get("scale") or scores):
+        table.add_row(str(score), str(scores.get(score, 0)))
+    console.print(table)
+    scored = sum(scores.values())
+    unscored = sum(1 for r in records if r.get("status") != "scored")
+    mean = (sum(s * n for s, n in scores.items()) / scored) if scored else None
+    console.print(f"{final.get('event', 'stopped')}: {len(records)} results, {scored} scored, "
+                  f"{unscored} unscored, mean {score_field} "
+                  f"{'-' if mean is None else f'{mean:.3f}'}, "
+                  f"{final.get('elapsed_seconds', 0):.1f} s")
+
+
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="Items: .csv, .jsonl, or .json (list or "
+                                              "{\"items\": [...]})")],
+    rubric: Annotated[str | None, typer.Option(
+        help="Rubric name (default teacher-eval-ca; see GET /rubrics)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Write the result records here (.jsonl, .json or .csv)")] = None,
+    server: Annotated[str | None, typer.Option(
+        help="Submit to a running evalserve at this URL instead of grading in-process")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="API_TOKEN", help="Bearer token for --server (API_TOKEN)")] = None,
+    metrics: Annotated[list[str] | None, typer.Option(
+        "--metric", help="Metric to add per item with a reference (repeatable)")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        help="Cap on the judge's output tokens (MAX_NEW_TOKENS)")] = None,
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Grade every item of FILE with a rubric; show progress, write --out, print a summary."""
+    console = Console(highlight=False)
+    items = read_items(file)
+    if server:
+        coro = _run_remote(server, token.split(",")[0] if token else None, items, rubric,
+                           metrics, console)
+    else:
+        settings = load_settings(engine=engine, model_name=model, max_new_tokens=max_new_tokens)
+        coro = _run_local(settings, items, rubric, metrics, console)
+    final, records, rubric_info = asyncio.run(coro)
+    if out is not None:
+        write_records(records, out)
+        console.print(f"wrote {len(records)} records to {out}")
+    _summary(console, final, records, rubric_info)
+    if final.get("event") == "error":
+        error = final.get("error") or {}
+        raise EngineError(f"the job failed: {error.get('message', 'unknown error')}")
+    if final.get("event") != "complete":
+        raise EvalserveError(f"the job ended {final.get('event', 'without a final event')}")
