@@ -228,7 +228,8 @@ class Judge:
             )
         assert failure is not None
         return Grade(item_id, "unscored", None, None, raw=failure.raw,
-                     reason=f"{failure.reason} (after {attempts} attempts)", attempts=attempts)
+                     reason=f"{failure.reason} (after {attempts} attempt"
+                            f"{'s' if attempts > 1 else ''})", attempts=attempts)
 
     def _request(self, attempt: int, **kwargs: Any) -> GenerationRequest:
         temperature = self.temperature if attempt == 0 else max(self.temperature,

@@ -81,10 +81,12 @@ def format_instruction(rubric: Rubric, *, json_output: bool) -> str:
     """One line telling the model the answer format, scale, language and length."""
     lang = language_name(rubric.language)
     if json_output:
+        # No placeholder text inside the JSON: small models copy it verbatim.
         return (
-            f'Reply with JSON only: {{"{rubric.feedback_field}": "<{lang}, at most '
-            f'{rubric.max_feedback_chars} characters>", "{rubric.score_field}": '
-            f"<integer {rubric.scale_text}>}}"
+            f'Reply with JSON only: {{"{rubric.feedback_field}": "...", '
+            f'"{rubric.score_field}": N}}, the {rubric.feedback_field} in {lang} (at most '
+            f"{rubric.max_feedback_chars} characters), {rubric.score_field} an integer "
+            f"{rubric.scale_text}."
         )
     return (
         f"Write the feedback in {lang} (at most {rubric.max_feedback_chars} characters), "
