@@ -206,6 +206,13 @@ async def test_engine_rejecting_the_item_makes_it_unscored_without_retry() -> No
     assert len(engine.requests) == 1
 
 
+async def test_aborted_generation_is_not_retried() -> None:
+    engine = ScriptedEngine(lambda r: _out('{"feedback": "Bo', finish="abort"))
+    grade = await Judge(engine, TEACHER).grade(ITEM)
+    assert grade.status == "unscored" and grade.reason == "the generation was aborted"
+    assert grade.raw == '{"feedback": "Bo' and len(engine.requests) == 1
+
+
 async def test_engine_outage_propagates() -> None:
     def script(request: GenerationRequest) -> str:
         raise EngineUnavailableError("the model is still loading")

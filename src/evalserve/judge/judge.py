@@ -98,6 +98,14 @@ class _Failed(Exception):
         self.raw = raw
 
 
+class _Aborted(Exception):
+    """The engine aborted the generation."""
+
+    def __init__(self, raw: str) -> None:
+        super().__init__("aborted")
+        self.raw = raw
+
+
 @dataclass
 class _Plan:
     """How answers are requested and read for a rubric on an engine."""
@@ -220,6 +228,9 @@ class Judge:
             except InvalidInputError as exc:  # this item cannot be sent (e.g. too long)
                 return Grade(item_id, "unscored", None, None, raw="", reason=exc.message,
                              attempts=attempt + 1)
+            except _Aborted as exc:  # stopped from outside (a cancelled job): no retry
+                return Grade(item_id, "unscored", None, None, raw=exc.raw,
+                             reason="the generation was aborted", attempts=attempt + 1)
             return Grade(
                 item_id, "scored", verdict.score, verdict.feedback,
                 score_expected=dist.expected if dist else None,
@@ -245,6 +256,8 @@ class Judge:
                                 constraint=self._plan.constraint)
         result = await self.engine.generate(request)
         out = result.outputs[0]
+        if out.finish_reason == "abort":
+            raise _Aborted(out.text)
         try:
             verdict = self._parse(out.text)
         except VerdictError as exc:
