@@ -73,6 +73,10 @@ def test_partial_json_string_recovers_cut_feedback() -> None:
         ('{"feedback": "fine", "score": 2', 2, '{"feedback": "fine",'),
         ("Justification: Good.\nScore: 5", 5, "Good."),
         ("3", 3, ""),
+        ("评分：4 很好", 4, "很好"),
+        ("Puntuación: 2. Falta detalle.", 2, "Falta detalle."),
+        ("Score: [4] Mostly right.", 4, "Mostly right."),
+        ("Overall score is 3", 3, ""),
     ],
 )
 def test_free_text_forms(text: str, score: int, feedback: str) -> None:

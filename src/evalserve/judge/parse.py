@@ -147,7 +147,7 @@ def _feedback_around(text: str, span: tuple[int, int]) -> str:
         rest = text[labelled.end() : span[0]]
     else:  # "Score: 4 Justification: ..."
         rest = text[labelled.end() :]
-    return rest.strip().lstrip(".,;:-–—*_# ").rstrip("*_# ")
+    return rest.strip().lstrip(".,;:-–—*_#)]\"' ").rstrip("*_#[(\"' ")
 
 
 def parse_text_verdict(text: str, *, scale: list[int], max_chars: int) -> Verdict:
