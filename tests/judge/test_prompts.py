@@ -24,7 +24,7 @@ def test_teacher_messages_have_system_fewshot_and_item() -> None:
     assert "de 0 a 5" in system and "Catalan" in system and '"nota"' in system
     assert "300 characters" in system
     answer = json.loads(messages[2]["content"])
-    assert list(answer) == ["feedback", "nota"] and answer["nota"] == 3
+    assert list(answer) == ["feedback", "nota"] and answer["nota"] == 2
     assert messages[3]["content"] == "Curs: 1r ESO\nConsigna: Explica {x}\nResposta: R"
 
 
