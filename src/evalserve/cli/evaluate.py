@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evalserve.cli.options import EngineOpt, ModelOpt
-from evalserve.errors import EngineError, EvalserveError
+from evalserve.errors import EngineError, EvalserveError, InvalidInputError
 from evalserve.jobs.inputs import read_items, write_records
 from evalserve.settings import load_settings
 
@@ -157,16 +157,27 @@ def evaluate(
         help="Cap on the judge's output tokens (MAX_NEW_TOKENS)")] = None,
     engine: EngineOpt = None,
     model: ModelOpt = None,
+    prompt_file: Annotated[Path | None, typer.Option(
+        help="Judge prompt with {question} and {answer} (seed 004), instead of --rubric")] = None,
+    scale: Annotated[str, typer.Option(help="Score scale of --prompt-file, e.g. 1-5")] = "1-5",
+    mlflow: Annotated[bool, typer.Option(
+        "--mlflow", help="Log the evaluation as an MLflow run (MLFLOW_TRACKING_URI, default "
+                         "sqlite:///DATA_DIR/mlflow.db)")] = False,
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment of --mlflow (default evalserve)")] = None,
+    run_name: Annotated[str | None, typer.Option(
+        help="MLflow run name of --mlflow (default: the file's name)")] = None,
 ) -> None:
     """Grade every item of FILE with a rubric; show progress, write --out, print a summary."""
     console = Console(highlight=False)
     items = read_items(file)
+    rubric_spec, prompt_rubric, settings = _tracking_setup(rubric, prompt_file, scale, mlflow)
     if server:
-        coro = _run_remote(server, token.split(",")[0] if token else None, items, rubric,
+        coro = _run_remote(server, token.split(",")[0] if token else None, items, rubric_spec,
                            metrics, console)
     else:
         settings = load_settings(engine=engine, model_name=model, max_new_tokens=max_new_tokens)
-        coro = _run_local(settings, items, rubric, metrics, console)
+        coro = _run_local(settings, items, rubric_spec, metrics, console)
     final, records, rubric_info = asyncio.run(coro)
     if out is not None:
         write_records(records, out)
@@ -177,3 +188,34 @@ def evaluate(
         raise EngineError(f"the job failed: {error.get('message', 'unknown error')}")
     if final.get("event") != "complete":
         raise EvalserveError(f"the job ended {final.get('event', 'without a final event')}")
+    if mlflow:
+        from evalserve.tracking.options import log_cli_evaluation
+
+        run = log_cli_evaluation(
+            file=file, items=items, records=records, rubric=prompt_rubric or rubric_info,
+            rubric_name=rubric, elapsed_seconds=final.get("elapsed_seconds"),
+            max_tokens=max_new_tokens, settings=settings, server=server,
+            token=token.split(",")[0] if token else None, experiment=experiment,
+            run_name=run_name)
+        console.print(f"logged MLflow run {run.run_id} in experiment {run.experiment!r} "
+                      f"at {run.tracking_uri}")
+
+
+def _tracking_setup(rubric: str | None, prompt_file: Path | None, scale: str,
+                    mlflow: bool) -> tuple[Any, Any, Any]:
+    """`--prompt-file` as an inline rubric; `--mlflow`'s store checked before grading."""
+    prompt_rubric = None
+    if prompt_file is not None:
+        from evalserve.tracking.options import prompt_file_rubric
+
+        if rubric is not None:
+            raise InvalidInputError("--rubric and --prompt-file both name a rubric; give one")
+        prompt_rubric = prompt_file_rubric(prompt_file, scale)
+    settings = None
+    if mlflow:
+        from evalserve.tracking.mlflow import check_tracking_uri, resolve_tracking_uri
+
+        settings = load_settings()
+        check_tracking_uri(resolve_tracking_uri(settings))
+    spec = prompt_rubric.model_dump(mode="json") if prompt_rubric is not None else rubric
+    return spec, prompt_rubric, settings

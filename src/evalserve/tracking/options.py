@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from evalserve.settings import Settings
     from evalserve.tracking.mlflow import TrackedRun
 
-__all__ = ["parse_scale", "prompt_file_rubric", "log_cli_run"]
+__all__ = ["parse_scale", "prompt_file_rubric", "log_cli_run", "log_cli_evaluation"]
 
 _SCALE = re.compile(r"^\s*(-?\d+)\s*(?:-|\.\.|:|,)\s*(-?\d+)\s*$")
 
@@ -58,6 +58,7 @@ def log_cli_run(
     experiment: str | None = None,
     run_name: str | None = None,
     tracking_uri: str | None = None,
+    engine: str | None = None,
 ) -> TrackedRun:
     """Log a finished `evalserve evaluate` as one run (blocking). `TrackingError` names the URI
     when the store is broken; the caller has already written its results file."""
@@ -69,7 +70,7 @@ def log_cli_run(
         rubric=rubric,
         items=items,
         params={
-            "engine": settings.engine,
+            "engine": engine or settings.engine,
             "model": model,
             "temperature": temperature,
             "max_tokens": max_tokens if max_tokens is not None else "rubric default",
@@ -81,4 +82,65 @@ def log_cli_run(
         run_name=run_name or (Path(data_file).stem if data_file else None),
         tracking_uri=resolve_tracking_uri(settings, tracking_uri),
         tags={"source": "cli"},
+    )
+
+
+def _served_model(server: str, token: str | None) -> str:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(server.rstrip("/") + "/v1/models", headers=headers, timeout=30)
+        return str(answer.json()["data"][0]["id"])
+    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        return "unknown"
+
+
+def _tracking_rubric(rubric: Rubric | Mapping[str, Any] | None, name: str | None) -> Rubric:
+    from evalserve.judge.rubric import Rubric, load_rubric
+
+    if isinstance(rubric, Rubric):
+        return rubric
+    if rubric:
+        try:
+            return Rubric.model_validate(dict(rubric))
+        except ValueError:  # a server's summary view: look the rubric up by name
+            name = name or str(rubric.get("name") or "")
+    return load_rubric(name or "teacher-eval-ca")
+
+
+def log_cli_evaluation(
+    *,
+    file: Path,
+    items: Sequence[Mapping[str, Any]],
+    records: Sequence[Mapping[str, Any]],
+    rubric: Rubric | Mapping[str, Any] | None,
+    rubric_name: str | None = None,
+    elapsed_seconds: float | None = None,
+    max_tokens: int | None = None,
+    settings: Settings | None = None,
+    server: str | None = None,
+    token: str | None = None,
+    experiment: str | None = None,
+    run_name: str | None = None,
+) -> TrackedRun:
+    """`evalserve evaluate --mlflow`: log the finished evaluation (in-process or `--server`).
+
+    `rubric` is the rubric object (a prompt file's), or the rubric dict the job reports;
+    `items` are the file's items in the order of `records`.
+    """
+    from evalserve.settings import load_settings
+
+    settings = settings or load_settings()
+    if server:
+        model, engine = _served_model(server, token), f"server {server}"
+    else:
+        from evalserve.engines.registry import create_engine
+
+        model, engine = create_engine(settings).model_id, settings.engine
+    return log_cli_run(
+        settings, records, rubric=_tracking_rubric(rubric, rubric_name),
+        items=items if len(items) == len(records) else None, model=model, temperature=0.0,
+        max_tokens=max_tokens, elapsed_seconds=elapsed_seconds, data_file=file,
+        experiment=experiment, run_name=run_name, engine=engine,
     )
