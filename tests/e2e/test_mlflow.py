@@ -4,15 +4,21 @@ MLflow's own judge APIs graded by evalserve's `/v1`. Real MLflow SQLite stores i
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import MODEL_CACHE
 from tests.e2e.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 INSTRUCTIONS = ("Rate how well the answer in {{ outputs }} answers the question in {{ inputs }} "
                 "from 1 (wrong) to 5 (correct and complete).")
@@ -157,3 +163,68 @@ def test_mlflow_legacy_genai_metric_uses_evalserve(live_server: ServerProcess,
                for j in table["llm_judge_accuracy/v1/justification"])
     logged = mlflow.get_run(run.info.run_id)
     assert 1 <= logged.data.metrics["llm_judge_accuracy/v1/mean"] <= 5
+
+
+def _cli(args: list[str], tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "DATA_DIR": str(tmp_path / "data"),
+                "MODEL_CACHE_DIR": str(MODEL_CACHE), **env}
+    return subprocess.run([sys.executable, "-m", "evalserve", "evaluate", *args], cwd=tmp_path,
+                          env=full_env, capture_output=True, text=True, timeout=600)
+
+
+def test_cli_prompt_file_run_is_logged(tmp_path: Path) -> None:
+    """Seed 004 in one command: CSV + judge prompt file -> results file + one MLflow run."""
+    from mlflow import MlflowClient
+
+    from evalserve.tracking.options import prompt_file_rubric
+
+    csv_path = tmp_path / "data.csv"
+    csv_path.write_text("\n".join(
+        (EXAMPLES / "evaluation_data.csv").read_text(encoding="utf-8").splitlines()[:3]) + "\n",
+        encoding="utf-8")
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    done = _cli([str(csv_path), "--prompt-file", str(EXAMPLES / "judge_prompt.txt"),
+                 "--scale", "1-5", "--max-new-tokens", "40", "--mlflow", "--experiment",
+                 "cli-e2e", "--run-name", "seed-004", "--out", "results.jsonl"],
+                tmp_path, {"MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "logged MLflow run" in done.stdout
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 2
+
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("cli-e2e").experiment_id])
+    assert run.info.run_name == "seed-004" and run.info.status == "FINISHED"
+    rubric = prompt_file_rubric(EXAMPLES / "judge_prompt.txt", "1-5")
+    params = run.data.params
+    assert params["rubric_name"] == "judge_prompt" and params["rubric_hash"] == rubric.hash()
+    assert params["scale"] == "1-5" and params["engine"] == "transformers"
+    assert params["model"] == "SmolLM2-135M-Instruct" and params["max_tokens"] == "40"
+    assert params["temperature"] == "0.0" and params["data_file"] == "data.csv"
+    metrics = run.data.metrics
+    assert metrics["items_total"] == 2 and metrics["items_per_second"] > 0
+    assert metrics["scored_count"] + metrics["unscored_count"] == 2
+    assert sum(metrics[f"score_count_{k}"] for k in range(1, 6)) == metrics["scored_count"]
+    assert metrics["unscored_rate"] == metrics["unscored_count"] / 2
+    if metrics["scored_count"]:
+        assert 1 <= metrics["score_mean"] <= 5
+    assert run.data.tags["experiment_type"] == "llm_judge_evaluation"
+    assert run.data.tags["source"] == "cli"
+
+    table = json.loads(Path(client.download_artifacts(
+        run.info.run_id, "eval_results_table.json", str(tmp_path))).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert [r["inputs"] for r in rows] == ["What is the boiling point of water at sea level in "
+                                           "Celsius?", 'Who wrote the novel "War and Peace"?']
+    assert [r["score"] for r in rows] == [r["score"] for r in results]
+    assert [r["justification"] for r in rows] == [r["justification"] for r in results]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+        "eval_results_table.json", "rubric.yaml"}
+
+
+def test_cli_broken_tracking_uri_exits_2(tmp_path: Path) -> None:
+    broken = f"http://127.0.0.1:{free_port()}"
+    done = _cli([str(EXAMPLES / "evaluation_data.csv"), "--rubric", "judge-1-5", "--mlflow"],
+                tmp_path, {"MLFLOW_TRACKING_URI": broken})
+    assert done.returncode == 2
+    assert broken in done.stderr and "unreachable" in done.stderr
