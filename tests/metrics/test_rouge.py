@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import jieba
 import pytest
@@ -39,9 +40,14 @@ def english_pairs(n: int, seed: int) -> tuple[list[str], list[str]]:
     return preds, refs
 
 
+@pytest.mark.parametrize("rust", [True, False], ids=["rouge-score-rs", "rapidfuzz"])
 @pytest.mark.parametrize("stem", [False, True])
 @pytest.mark.parametrize("variant", ["rougeL", "rougeLsum"])
-def test_english_equals_rouge_score(stem: bool, variant: str) -> None:
+def test_english_equals_rouge_score(
+    stem: bool, variant: str, rust: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not rust:  # the path taken when rouge-score-rs is not installed
+        monkeypatch.setitem(sys.modules, "rouge_score_rs", None)
     preds, refs = english_pairs(300, seed=7)
     scorer = rouge_scorer.RougeScorer([variant], use_stemmer=stem)
     expected = [scorer.score(r, p)[variant] for r, p in zip(refs, preds)]

@@ -294,6 +294,21 @@ def _is_mostly_cjk(text: str) -> bool:
     return cjk > 0 and cjk * 2 >= letters
 
 
+def _rust_scores(
+    refs: list[str], preds: list[str], variant: Variant, stem: bool
+) -> list[RougeScore] | None:
+    """English pairs through `rouge-score-rs` when installed: an independent Rust port of
+    rouge-score with bit-identical results, about 4x faster again than the rapidfuzz path
+    (benchmarks/metrics_speed.py). Returns None when it is not installed."""
+    try:
+        from rouge_score_rs import RougeScorer
+    except ImportError:
+        return None
+    batch = RougeScorer([variant], use_stemmer=stem).score_batch(refs, preds)
+    return [RougeScore(s[variant].precision, s[variant].recall, s[variant].fmeasure)
+            for s in batch]
+
+
 def _mean(scores: Sequence[RougeScore]) -> RougeScore:
     return RougeScore(
         fmean(s.precision for s in scores),
@@ -369,6 +384,11 @@ def rouge_l(
         is_zh = [_is_mostly_cjk(r + "\n" + p) for r, p in zip(refs, preds)]
     else:
         is_zh = [lang == "zh"] * len(refs)
+
+    if not any(is_zh):
+        fast = _rust_scores(refs, preds, variant, stem)
+        if fast is not None:
+            return RougeResult(fast, _mean(fast), ["en"] * len(refs))
 
     if variant == "rougeLsum":
         if any(is_zh):
