@@ -64,7 +64,7 @@ async def _follow(events: AsyncIterator[tuple[str, Any]], total: int,
     return final
 
 
-async def _run_local(settings: Any, items: list[dict], rubric: str | None,
+async def _run_local(settings: Any, items: list[dict], rubric: str | dict | None,
                      metrics: list[str] | None, console: Console
                      ) -> tuple[dict, list[dict], dict]:
     from evalserve.engines.registry import create_engine
@@ -95,7 +95,7 @@ async def _run_local(settings: Any, items: list[dict], rubric: str | None,
         await engine.close()
 
 
-async def _run_remote(url: str, token: str | None, items: list[dict], rubric: str | None,
+async def _run_remote(url: str, token: str | None, items: list[dict], rubric: str | dict | None,
                       metrics: list[str] | None, console: Console
                       ) -> tuple[dict, list[dict], dict]:
     import json
@@ -113,10 +113,11 @@ async def _run_remote(url: str, token: str | None, items: list[dict], rubric: st
         final = await _follow(events(), answer["total_items"], console)
         text = await remote.results(answer["job_id"], "jsonl")
         records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        rubric_info: dict[str, Any] = {}
-        response = await remote.client.get(f"/rubrics/{rubric or 'teacher-eval-ca'}")
-        if response.is_success:
-            rubric_info = response.json()
+        rubric_info: dict[str, Any] = rubric if isinstance(rubric, dict) else {}
+        if not rubric_info:
+            response = await remote.client.get(f"/rubrics/{rubric or 'teacher-eval-ca'}")
+            if response.is_success:
+                rubric_info = response.json()
         return final, records, rubric_info
     finally:
         await remote.close()
