@@ -60,7 +60,8 @@ async def follow_events(
     """Every event of the job with id > `after_id`, each once and in order, stored ones first,
     then live ones; ends after the job's final event. Raises `NotFoundError` for an unknown job
     (and ends quietly if the job expires while followed)."""
-    await store.get_job(job_id)
+    # A finished job's final event is stored with its status: read the status, then the events.
+    finished = (await store.get_job(job_id)).status.finished
     last = after_id
     with bus.subscribe(job_id) as queue:
         while True:
@@ -74,12 +75,14 @@ async def follow_events(
                         return
                 if len(stored) < 500:
                     break
+            if finished:
+                return  # the client already had the final event
             while True:
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout=poll_interval)
                 except TimeoutError:
                     try:
-                        await store.get_job(job_id)
+                        finished = (await store.get_job(job_id)).status.finished
                     except NotFoundError:
                         return
                     break  # re-read the store
