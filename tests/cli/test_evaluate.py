@@ -13,6 +13,7 @@ from evalserve.cli.main import app
 from evalserve.errors import InvalidInputError
 from evalserve.jobs.inputs import read_items
 from tests.conftest import MODEL_CACHE
+from tests.e2e.conftest import live_server  # noqa: F401 - the real server fixture
 
 ITEMS = [
     {"id_alumno": f"S{i}", "curso": "2n ESO", "consigna": "Què és la fotosíntesi?",
@@ -35,6 +36,7 @@ def test_reads_jsonl_csv_and_json(tmp_path: Path) -> None:
     broken.write_text(json.dumps(ITEMS[0]) + "\n{oops\n", encoding="utf-8")
     with pytest.raises(InvalidInputError, match=r"b.jsonl:2 is not valid JSON"):
         read_items(broken)
+    (tmp_path / "a.txt").write_text("hello", encoding="utf-8")
     with pytest.raises(InvalidInputError, match="use a .csv, .jsonl or .json"):
         read_items(tmp_path / "a.txt")
 
@@ -52,13 +54,13 @@ def test_evaluate_in_process_writes_results_and_summary(tmp_path: Path,
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id_alumno"] for r in records] == ["S0", "S1", "S2"]
     assert all(isinstance(r["nota"], int) and 0 <= r["nota"] <= 5 for r in records)
-    assert "score distribution" in result.output
+    assert "distribution" in result.output and "┃ nota ┃ items ┃" in result.output
     assert "complete: 3 results, 3 scored, 0 unscored" in result.output
     assert f"wrote 3 records to {out}" in result.output.replace("\n", "")
 
 
 @pytest.mark.e2e
-def test_evaluate_against_a_server(tmp_path: Path, live_server) -> None:  # noqa: ANN001
+def test_evaluate_against_a_server(tmp_path: Path, live_server) -> None:  # noqa: ANN001, F811
     source = tmp_path / "items.csv"
     with source.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(ITEMS[0]))
@@ -77,7 +79,7 @@ def test_evaluate_against_a_server(tmp_path: Path, live_server) -> None:  # noqa
 
 
 @pytest.mark.e2e
-def test_evaluate_reports_bad_items_from_the_server(tmp_path: Path, live_server) -> None:  # noqa: ANN001
+def test_evaluate_reports_bad_items_from_the_server(tmp_path: Path, live_server) -> None:  # noqa: ANN001, F811
     source = tmp_path / "bad.json"
     source.write_text(json.dumps([{"id_alumno": "X", "curso": "1r ESO"}]), encoding="utf-8")
     result = CliRunner().invoke(app, ["evaluate", str(source), "--server", live_server.url])
