@@ -6,7 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
-from metrics_textgen import SENTENCES
+
+from tests.metrics.metrics_textgen import SENTENCES
 
 
 @pytest.fixture

