@@ -79,7 +79,8 @@ async def follow_events(
                 return  # the client already had the final event
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=poll_interval)
+                    async with asyncio.timeout(poll_interval):
+                        event = await queue.get()
                 except TimeoutError:
                     try:
                         finished = (await store.get_job(job_id)).status.finished

@@ -228,8 +228,10 @@ class JobRunner:
                         task = asyncio.create_task(self._run_job(ex), name=f"job-{job.id}")
                         self._job_tasks.add(task)
                         task.add_done_callback(self._job_tasks.discard)
+            # asyncio.timeout, not wait_for: wait_for on 3.11 can lose a cancellation here.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+                async with asyncio.timeout(5.0):
+                    await self._wake.wait()
 
     async def _acquire_slot(self, ex: _Execution) -> bool:
         """Wait for an engine slot; False when the job stops first."""
