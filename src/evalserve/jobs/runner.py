@@ -375,6 +375,11 @@ class JobRunner:
                 group.append(self._writes.get_nowait())
             try:
                 await self._write_group(group)
+            except Exception as exc:  # never let the writer die: its items' jobs fail instead
+                log.exception("writing %d result(s) failed", len(group))
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
             finally:
                 for _ in group:
                     self._writes.task_done()
