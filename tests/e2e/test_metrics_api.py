@@ -3,6 +3,8 @@ and the seed's client functions against it."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -105,3 +107,37 @@ def test_seed_client_against_the_server(live_server: ServerProcess,
     with pytest.raises(client.EvalserveHTTPError, match="texts_human") as info:
         client.getLoss(O, G, weights=WEIGHTS)
     assert info.value.status == 422
+
+
+def test_job_items_with_a_reference_get_metrics(live_server: ServerProcess) -> None:
+    items = [
+        {"id": "q1", "inputs": "¿Qué bajó la fiebre?", "predictions": G[0], "reference": O[0]},
+        {"id": "q2", "inputs": "¿Qué baja la presión?", "predictions": G[1]},  # no reference
+    ]
+    bad = post(live_server, "/evaluate", {"items": items, "rubric": "judge-1-5",
+                                          "metrics": ["rouge_l", "bleu"]})
+    assert bad.status_code == 422 and "unknown metric 'bleu'" in bad.json()["error"]["message"]
+
+    resp = post(live_server, "/evaluate", {"items": items, "rubric": "judge-1-5",
+                                           "metrics": ["rouge_l", "readability"]})
+    assert resp.status_code == 200, resp.text
+    job_id = resp.json()["job_id"]
+    streamed: dict[str, dict] = {}
+    event = None
+    with httpx.stream("GET", f"{live_server.url}/stream/{job_id}", timeout=300) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event == "batch_complete":
+                for record in json.loads(line.split(":", 1)[1])["results"]:
+                    streamed[record["id"]] = record
+            elif line.startswith("data:") and event in ("complete", "error", "cancelled"):
+                break
+    assert event == "complete"
+    assert set(streamed) == {"q1", "q2"}
+    metrics = streamed["q1"]["metrics"]
+    assert metrics["rouge_l"] == pytest.approx(rouge_l([G[0]], [O[0]]).scores[0].f1)
+    assert metrics["fkgl"] == pytest.approx(readability([G[0]]).scores[0].fkgl)
+    assert "metrics" not in streamed["q2"]
+    stored = httpx.get(f"{live_server.url}/jobs/{job_id}/results", timeout=30).json()["results"]
+    assert {r["id"]: r.get("metrics") for r in stored} == {"q1": metrics, "q2": None}

@@ -128,3 +128,13 @@ async def test_component_registers_and_removes_the_hook(settings: Settings) -> N
         assert ITEM_HOOKS == [*before, hook]
         assert hook.service is state.services["metrics_service"]
     assert ITEM_HOOKS == before
+
+
+async def test_submit_rejects_unknown_metrics_and_stores_nothing(tmp_path: Path) -> None:
+    engine = ScriptedEngine(script)
+    async with running_service(tmp_path, engine) as jobs:
+        with pytest.raises(InvalidInputError, match="unknown metric 'bleu'"):
+            await jobs.submit(QA, "judge-1-5", metrics=["rouge_l", "bleu"])
+        assert await jobs.list() == []
+        sub = await jobs.submit(QA[:1], "judge-1-5", metrics=["ROUGE", "readability"])
+        assert sub.job.options.metrics == ["rouge_l", "readability"]
