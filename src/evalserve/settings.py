@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(5, ge=1)
     """Jobs graded at the same time; later ones wait, queued."""
     enable_prefix_caching: bool = True
-    """vLLM only."""
+    """Reuse the keys/values of prompt prefixes shared by many requests (a rubric's
+    instructions and examples), in the transformers engine and in vLLM."""
     block_size: int = Field(16, ge=1)
     """vLLM only: KV-cache block size."""
     max_num_seqs: int = Field(32, ge=1)

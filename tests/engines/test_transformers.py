@@ -183,3 +183,32 @@ async def test_continuous_batching_matches_one_at_a_time(tmp_path) -> None:
         assert together == alone
     finally:
         await eng.close()
+
+
+async def test_shared_prefix_is_computed_once_and_changes_nothing(tmp_path) -> None:
+    """Judge-like prompts sharing a long system prompt decode exactly as without the cache."""
+    system = ("You are a strict teacher. Read the student's answer, think about what a good "
+              "answer contains, and reply with one short sentence of feedback. " * 3)
+    answers = ["Plants eat sunlight.", "Water boils at 100 degrees.", "The moon is a star.",
+               "Two plus two is four, obviously, as everyone knows."]
+
+    def req(answer: str) -> GenerationRequest:
+        return GenerationRequest(messages=[{"role": "system", "content": system},
+                                           {"role": "user", "content": answer}],
+                                 max_tokens=16, temperature=0)
+
+    cached = await start_engine(tmp_path / "a", dtype="float32", max_num_seqs=8)
+    plain = await start_engine(tmp_path / "b", dtype="float32", max_num_seqs=8,
+                               enable_prefix_caching=False)
+    try:
+        with_cache = [r.text for r in await cached.generate_many([req(a) for a in answers])]
+        # a later request reuses the stored prefix
+        late = await cached.generate(req("Fish can fly."))
+        assert cached._scheduler.prefix_cache.hits >= 1
+        assert len(cached._scheduler.prefix_cache) == 1
+        without = [r.text for r in await plain.generate_many([req(a) for a in answers])]
+        assert with_cache == without
+        assert late.text == (await plain.generate(req("Fish can fly."))).text
+    finally:
+        await cached.close()
+        await plain.close()

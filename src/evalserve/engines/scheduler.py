@@ -3,7 +3,9 @@
 Sequences wait in a queue. The thread gathers them for a few milliseconds, prefills them in
 groups of similar length, and merges them into the running batch: every decode step advances
 all running sequences by one token, finished ones leave at once and waiting ones join at the
-next step, so the batch stays as full as `capacity` allows. The asyncio loop never blocks.
+next step, so the batch stays as full as `capacity` allows. Prompt prefixes shared by a group (a
+rubric's instructions and examples) are computed once and reused (`PrefixCache`). The
+asyncio loop never blocks.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+from evalserve.engines.prefix_cache import PrefixCache
 from evalserve.engines.sampling import sample_next_tokens
 from evalserve.engines.sequence import Sequence
 
@@ -35,6 +38,7 @@ class DecodeScheduler:
         grammars: Any,
         gather_seconds: float = 0.004,
         prefill_token_budget: int = 8192,
+        prefix_caching: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -43,6 +47,7 @@ class DecodeScheduler:
         self.grammars = grammars
         self.gather_seconds = gather_seconds
         self.prefill_token_budget = prefill_token_budget
+        self.prefix_cache = PrefixCache() if prefix_caching else None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._waiting: queue.Queue[Sequence | None] = queue.Queue()
         self._running: list[Sequence] = []
@@ -150,24 +155,57 @@ class DecodeScheduler:
         if group:
             self._prefill(group)
 
+    def _shared_prefix(self, group: list[Sequence]) -> tuple[int, Any]:
+        """(length, per-layer KV) of a cached or newly computed prefix all prompts share."""
+        import os
+
+        import torch
+        from transformers import DynamicCache
+
+        cache = self.prefix_cache
+        if cache is None:
+            return 0, None
+        prompts = [s.prompt_ids for s in group]
+        limit = min(len(p) for p in prompts) - 1  # every row keeps a token to prefill
+        hit_len, hit_kv = cache.lookup(prompts, limit)
+        common = min(len(os.path.commonprefix(prompts)), limit) if len(group) > 1 else 0
+        if common >= cache.min_tokens and common > hit_len + cache.min_tokens:
+            ids = torch.tensor([prompts[0][:common]], dtype=torch.long, device=self.model.device)
+            out = self.model(input_ids=ids, past_key_values=DynamicCache(), use_cache=True,
+                             logits_to_keep=1)
+            kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            cache.store(prompts[0][:common], kv)
+            return common, kv
+        if hit_len >= cache.min_tokens:
+            return hit_len, hit_kv
+        return 0, None
+
     def _prefill(self, group: list[Sequence]) -> None:
         import torch
         from transformers import DynamicCache
 
         device = self.model.device
-        width = max(len(s.prompt_ids) for s in group)
+        start, prefix_kv = self._shared_prefix(group)
+        # Layout per row: [shared prefix | left padding | the row's own tokens].
+        width = max(len(s.prompt_ids) - start for s in group)
         ids = torch.full((len(group), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
+        mask = torch.zeros((len(group), start + width), dtype=torch.long)
+        mask[:, :start] = 1
         for row, seq in enumerate(group):
-            n = len(seq.prompt_ids)
-            ids[row, width - n :] = torch.tensor(seq.prompt_ids, dtype=torch.long)
-            mask[row, width - n :] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            own = seq.prompt_ids[start:]
+            ids[row, width - len(own) :] = torch.tensor(own, dtype=torch.long)
+            mask[row, start + width - len(own) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, start:]
+        past = DynamicCache()
+        if prefix_kv is not None:
+            n = len(group)
+            past = DynamicCache([(k.expand(n, -1, -1, -1).contiguous(),
+                                  v.expand(n, -1, -1, -1).contiguous()) for k, v in prefix_kv])
         out = self.model(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
             position_ids=positions.to(device),
-            past_key_values=DynamicCache(),
+            past_key_values=past,
             use_cache=True,
             logits_to_keep=1,
         )

@@ -53,6 +53,7 @@ class TransformersEngine(Engine):
         dtype: str = "auto",
         capacity: int = 32,
         max_model_len: int = 2048,
+        prefix_caching: bool = True,
     ) -> None:
         self.source = source
         self.cache_root = cache_root
@@ -60,6 +61,7 @@ class TransformersEngine(Engine):
         self.dtype = dtype
         self.capacity = capacity
         self.max_model_len = max_model_len
+        self.prefix_caching = prefix_caching
         self.device = "cpu"
         self.model: Any = None
         self.tokenizer: Any = None
@@ -77,6 +79,7 @@ class TransformersEngine(Engine):
             dtype=settings.dtype,
             capacity=settings.max_num_seqs,
             max_model_len=settings.max_model_len,
+            prefix_caching=settings.enable_prefix_caching,
         )
 
     @property
@@ -105,7 +108,7 @@ class TransformersEngine(Engine):
         grammars = GrammarFactory(self.tokenizer, vocab, sorted(eos))
         self._scheduler = DecodeScheduler(
             self.model, self.tokenizer, capacity=self.capacity, eos_ids=frozenset(eos),
-            grammars=grammars,
+            grammars=grammars, prefix_caching=self.prefix_caching,
         )
         self._grammars = grammars
         self.loaded_at = time.time()
