@@ -113,7 +113,7 @@ def event_latencies(db: Path, job_id: str, received: dict[int, float]) -> list[f
         return [received[i] - t for i, t in rows if i in received]
 
 
-async def direct_runs(n: int, max_tokens: int) -> tuple[float, float]:
+async def direct_runs(n: int, max_tokens: int | None) -> tuple[float, float]:
     """(all at once, sequential batches of 10) seconds for the judge's first requests."""
     from evalserve.engines.base import GenerationRequest, OutputConstraint
     from evalserve.engines.registry import create_engine
@@ -122,7 +122,7 @@ async def direct_runs(n: int, max_tokens: int) -> tuple[float, float]:
     from evalserve.judge.rubric import load_rubric
     from evalserve.settings import load_settings
 
-    settings = load_settings(model_cache_dir=MODEL_CACHE, max_new_tokens=max_tokens)
+    settings = load_settings(model_cache_dir=MODEL_CACHE)
     engine = create_engine(settings)
     await engine.start()
     rubric = load_rubric(RUBRIC)
@@ -227,7 +227,9 @@ def fast_server() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="job service throughput, latency, memory")
     parser.add_argument("--items", type=int, default=64, help="items on the real model")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="cap the judge's output (default: the judge's own budget, which "
+                             "fits the rubric's feedback so no answer is cut)")
     parser.add_argument("--memory-items", type=int, default=20_000)
     parser.add_argument("--fast-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -241,7 +243,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
-        proc, url = start_server(data, {"MAX_NEW_TOKENS": str(args.max_new_tokens)})
+        env = {} if args.max_new_tokens is None else {"MAX_NEW_TOKENS": str(args.max_new_tokens)}
+        proc, url = start_server(data, env)
         try:
             run_job(url, {"items": items(4), "rubric": RUBRIC})  # warm-up
             service_s, received, job_id = run_job(url, {"items": items(n), "rubric": RUBRIC})

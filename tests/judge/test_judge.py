@@ -274,3 +274,13 @@ async def test_concurrent_grades_are_independent() -> None:
     grades = await asyncio.gather(*(judge.grade(it, i) for i, it in enumerate(items)))
     assert [(g.item_id, g.score, g.feedback) for g in grades] == [
         (f"A{i}", i, f"item {i}") for i in range(6)]
+
+
+def test_every_rubric_accepts_a_reference_for_job_metrics() -> None:
+    """Regression: teacher-eval-ca rejected `reference`, so its jobs could not get metrics."""
+    judge = Judge(ScriptedEngine(lambda r: ""), load_rubric("teacher-eval-ca"))
+    item = {"id_alumno": "A1", "curso": "3r ESO", "consigna": "Q", "respuesta": "A",
+            "reference": "the model answer"}
+    judge.validate_item(item, 0)
+    with pytest.raises(InvalidInputError, match="unknown field"):
+        judge.validate_item({**item, "referencia": "x"}, 0)

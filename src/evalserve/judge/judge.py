@@ -139,7 +139,10 @@ class Judge:
         self.retries = retries
         self.seed = seed
         self._plan = self._make_plan()
-        self._accepted = {*rubric.fields, *rubric.optional_fields, *rubric.aliases, "id"}
+        # `reference` is always accepted: jobs score it with metrics even when the rubric's
+        # prompt does not show it to the judge.
+        self._accepted = {*rubric.fields, *rubric.optional_fields, *rubric.aliases, "id",
+                          "reference"}
         self._required = {*rubric.fields, *(a for a, f in rubric.aliases.items()
                                             if f in rubric.fields)}
 
