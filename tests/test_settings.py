@@ -45,6 +45,8 @@ SEED_VALUES = {
     "REPEAT_PENALTY": ("1.015", "repeat_penalty", 1.015),
     "ALIGNSCORE_CKPT": ("/models/AlignScore-base.ckpt", "alignscore_ckpt",
                         Path("/models/AlignScore-base.ckpt")),
+    "ALIGNSCORE_ROBERTA_DIR": ("/models/roberta-base", "alignscore_roberta_dir",
+                               Path("/models/roberta-base")),
     # seed 003
     "MODEL_ID": ("YukinoStuki/qa", "model_id", "YukinoStuki/qa"),
     "MODEL_REVISION": ("v2", "model_revision", "v2"),
@@ -146,3 +148,13 @@ def test_env_example_documents_every_setting() -> None:
     }
     missing = {name.upper() for name in Settings.model_fields} - documented
     assert not missing, f".env.example lacks {sorted(missing)}"
+
+
+def test_alignscore_checkpoint_without_its_roberta_directory_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALIGNSCORE_CKPT", "/models/AlignScore-base.ckpt")
+    with pytest.raises(ConfigurationError, match="ALIGNSCORE_ROBERTA_DIR"):
+        load_settings()
+    monkeypatch.setenv("ALIGNSCORE_ROBERTA_DIR", "/models/roberta-base")
+    assert load_settings().alignscore_roberta_dir == Path("/models/roberta-base")

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
             self.engine = "openai"
         if self.api_port is not None and "port" not in self.model_fields_set:
             self.port = self.api_port
+        if self.alignscore_ckpt and not self.alignscore_roberta_dir:
+            raise ValueError(
+                "ALIGNSCORE_CKPT needs ALIGNSCORE_ROBERTA_DIR: a local roberta-base (or "
+                "roberta-large, for AlignScore-large) directory with its tokenizer and config, "
+                "which the checkpoint does not contain"
+            )
         return self
 
     @property
@@ -195,6 +201,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+            if not err["loc"]:  # a rule across several settings
+                lines.append(err["msg"].removeprefix("Value error, "))
+                continue
+            name = str(err["loc"][0]).upper()
             lines.append(f"{name}={err.get('input')!r}: {err['msg']}")
         raise ConfigurationError("invalid configuration: " + "; ".join(lines)) from None
