@@ -274,6 +274,11 @@ class TransformersEngine(Engine):
     def queue_depth(self) -> int:
         return self._scheduler.queue_depth if self._scheduler else 0
 
+    @property
+    def running(self) -> int:
+        """Sequences being decoded now."""
+        return self._scheduler.running if self._scheduler else 0
+
     def count_tokens(self, text: str) -> int:
         if self.tokenizer is None:
             return super().count_tokens(text)
