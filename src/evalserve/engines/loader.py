@@ -6,6 +6,7 @@ saved under `DATA_DIR/models/` so later starts load it in well under a second.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -110,7 +111,11 @@ def load_model(
         path = _converted_dir(source, cache_root)
         if not (path / "config.json").exists():
             cache_root.mkdir(parents=True, exist_ok=True)
-            _convert_gguf(source, path)
+            # Replicas sharing DATA_DIR may start together: one converts, the others wait.
+            with open(cache_root / ".convert.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (path / "config.json").exists():
+                    _convert_gguf(source, path)
     torch_dtype = getattr(torch, resolve_dtype(dtype, device))
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
