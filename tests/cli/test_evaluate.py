@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from evalserve.cli.main import app
 from evalserve.errors import InvalidInputError
-from evalserve.jobs.inputs import read_items
+from evalserve.records import read_records as read_items
 from tests.conftest import MODEL_CACHE
 from tests.e2e.conftest import live_server  # noqa: F401 - the real server fixture
 
@@ -37,7 +37,7 @@ def test_reads_jsonl_csv_and_json(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"b.jsonl:2 is not valid JSON"):
         read_items(broken)
     (tmp_path / "a.txt").write_text("hello", encoding="utf-8")
-    with pytest.raises(InvalidInputError, match="use a .csv, .jsonl or .json"):
+    with pytest.raises(InvalidInputError, match=r"use a \.csv, \.jsonl or \.json file"):
         read_items(tmp_path / "a.txt")
 
 

@@ -31,7 +31,7 @@ from rich.text import Text
 
 from evalserve.cli.options import EngineOpt, ModelOpt
 from evalserve.errors import EngineError, EvalserveError, InvalidInputError
-from evalserve.jobs.inputs import read_items, write_records
+from evalserve.records import read_records, write_records
 from evalserve.settings import load_settings
 
 __all__ = ["evaluate"]
@@ -171,7 +171,7 @@ def evaluate(
 ) -> None:
     """Grade every item of FILE with a rubric; show progress, write --out, print a summary."""
     console = Console(highlight=False)
-    items = read_items(file)
+    items = read_records(file)
     rubric_spec, prompt_rubric, settings = _tracking_setup(rubric, prompt_file, scale, mlflow)
     if server:
         coro = _run_remote(server, token.split(",")[0] if token else None, items, rubric_spec,

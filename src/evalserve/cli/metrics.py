@@ -21,6 +21,7 @@ from rich.table import Table
 from evalserve.cli.options import EngineOpt, ModelOpt
 from evalserve.errors import InvalidInputError
 from evalserve.metrics_service import local_service
+from evalserve.records import read_records
 from evalserve.settings import load_settings
 
 if TYPE_CHECKING:
@@ -47,41 +48,6 @@ _LABELS = {
 }
 
 
-def _load_rows(path: Path) -> list[Mapping[str, Any]]:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            with path.open(newline="", encoding="utf-8") as f:
-                return list(csv.DictReader(f))
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"file {str(path)!r} not found") from exc
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
-        if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
-            raise InvalidInputError(f"{path} must hold a JSON list of objects")
-        return data
-    if suffix not in (".jsonl", ".ndjson"):
-        raise InvalidInputError(
-            f"unsupported file format {suffix or '(none)'!r}: use .csv, .jsonl or .json"
-        )
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
-        if not isinstance(obj, Mapping):
-            raise InvalidInputError(f"{path}:{lineno} must be a JSON object")
-        rows.append(obj)
-    return rows
-
-
 def _column(rows: list[Mapping[str, Any]], names: tuple[str, ...]) -> str | None:
     keys = set().union(*(r.keys() for r in rows)) if rows else set()
     return next((n for n in names if n in keys), None)
@@ -90,7 +56,7 @@ def _column(rows: list[Mapping[str, Any]], names: tuple[str, ...]) -> str | None
 def read_scoring_file(path: str | Path) -> tuple[list[str], list[str | None] | None, list[Any]]:
     """(predictions, references or None, ids) from a CSV/JSONL/JSON file (module doc)."""
     p = Path(path)
-    rows = _load_rows(p)
+    rows = read_records(p)
     if not rows:
         raise InvalidInputError(f"{p} has no rows")
     pred_col = _column(rows, PREDICTION_COLUMNS)

@@ -17,8 +17,6 @@ The original text is read from the first present column among ``original``,
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,6 +31,7 @@ from evalserve.metrics.targets import (
     measure,
     targets_from_values,
 )
+from evalserve.records import read_records
 
 __all__ = ["ORIGINAL_COLUMNS", "HUMAN_COLUMNS", "read_pairs", "sample_indices", "calibrate"]
 
@@ -51,46 +50,12 @@ def _pick(row: Mapping[str, Any], columns: tuple[str, ...]) -> str | None:
     return None
 
 
-def _rows(path: Path) -> list[Mapping[str, Any]]:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            with path.open(newline="", encoding="utf-8") as f:
-                return list(csv.DictReader(f))
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"training data {str(path)!r} not found") from exc
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path} is not valid JSON: {exc}") from exc
-        if not isinstance(data, list):
-            raise InvalidInputError(f"{path} must hold a JSON list of objects")
-        return [r for r in data if isinstance(r, Mapping)]
-    if suffix not in (".jsonl", ".ndjson"):
-        raise InvalidInputError(
-            f"unsupported training data format {suffix or '(none)'!r}: use .jsonl, .json or .csv"
-        )
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
-        if isinstance(obj, Mapping):
-            rows.append(obj)
-    return rows
-
-
 def read_pairs(path: str | Path) -> tuple[list[str], list[str]]:
     """(originals, humans) from a JSONL/JSON/CSV training file (columns: module doc)."""
     p = Path(path)
     originals: list[str] = []
     humans: list[str] = []
-    for row in _rows(p):
+    for row in read_records(p):
         original = _pick(row, ORIGINAL_COLUMNS)
         human = _pick(row, HUMAN_COLUMNS)
         if original is not None and human is not None:

@@ -1,4 +1,8 @@
-"""Read items to grade from a file: CSV, JSONL, or JSON (a list or `{"items": [...]}`)."""
+"""Read and write rows of records: CSV, JSONL, or JSON (a list or `{"items": [...]}`).
+
+One reader for every file the CLI and the library take: items to grade, pairs to score,
+training data to calibrate on.
+"""
 
 from __future__ import annotations
 
@@ -9,41 +13,46 @@ from typing import Any
 
 from evalserve.errors import InvalidInputError
 
-__all__ = ["read_items", "write_records"]
+__all__ = ["read_records", "write_records"]
 
 
-def read_items(path: Path) -> list[dict[str, Any]]:
-    """Items from `path` by its suffix (`.csv`, `.jsonl`/`.ndjson`, `.json`); errors name the
-    line or index to fix."""
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of `path` by its suffix: `.csv`, `.jsonl`/`.ndjson`, or `.json` (a list, or
+    `{"items": [...]}`). Every row must be an object; errors name the file and line to fix."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidInputError(f"file {str(path)!r} not found") from None
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return [dict(row) for row in csv.DictReader(text.splitlines())]
     if suffix in (".jsonl", ".ndjson"):
-        items = []
+        rows = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                items.append(json.loads(line))
+                row = json.loads(line)
             except ValueError as exc:
                 raise InvalidInputError(f"{path}:{n} is not valid JSON: {exc}") from None
-        return items
+            if not isinstance(row, dict):
+                raise InvalidInputError(f"{path}:{n} must be a JSON object")
+            rows.append(row)
+        return rows
     if suffix == ".json":
         try:
             data = json.loads(text)
         except ValueError as exc:
             raise InvalidInputError(f"{path} is not valid JSON: {exc}") from None
         if isinstance(data, dict) and isinstance(data.get("items"), list):
-            return data["items"]
-        if isinstance(data, list):
+            data = data["items"]
+        if isinstance(data, list) and all(isinstance(r, dict) for r in data):
             return data
-        raise InvalidInputError(f"{path} must hold a list of items or {{\"items\": [...]}}")
-    raise InvalidInputError(f"{path}: use a .csv, .jsonl or .json file of items")
+        raise InvalidInputError(f"{path} must hold a list of objects or {{\"items\": [...]}}")
+    raise InvalidInputError(f"{path}: use a .csv, .jsonl or .json file")
 
 
 def write_records(records: list[dict[str, Any]], path: Path) -> None:
