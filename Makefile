@@ -32,7 +32,7 @@ redis:
 		echo "warning: redis-server could not be installed; Redis tests will be skipped"; }
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts examples
 
 test: $(STAMP) redis lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
