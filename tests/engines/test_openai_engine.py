@@ -285,3 +285,30 @@ def test_from_settings_requires_an_endpoint() -> None:
         vllm_endpoint="http://vllm:8000/v1/completions", upstream_retries=5, max_num_seqs=7))
     assert engine.base_url == "http://vllm:8000/v1" and engine.retries == 5
     assert engine.capacity == 7
+
+
+async def test_health_follows_the_upstream() -> None:
+    """Regression: a proxy whose upstream was down still reported model_loaded."""
+    import httpx
+
+    from evalserve.engines.openai import OpenAIEngine
+
+    up = {"ok": True}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up["ok"]:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"object": "list", "data": [{"id": "m"}]})
+
+    engine = OpenAIEngine("http://upstream/v1", retries=0,
+                          transport=httpx.MockTransport(handler))
+    await engine.start()
+    try:
+        assert (await engine.health()).loaded
+        up["ok"] = False
+        engine._models_at = 0  # the model list is cached for a few seconds
+        health = await engine.health()
+        assert not health.loaded
+        assert "cannot be reached" in health.detail
+    finally:
+        await engine.close()

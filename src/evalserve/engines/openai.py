@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _CLIENT_STATUSES = frozenset({400, 404, 409, 413, 422})
 _MODELS_TTL = 10.0
+_HEALTH_TIMEOUT = 3.0  # seconds; /health must answer quickly even if the upstream hangs
 
 
 def request_body(request: GenerationRequest, model: str, *, stream: bool) -> dict[str, Any]:
@@ -230,8 +231,19 @@ class OpenAIEngine(Engine):
             await client.aclose()
 
     async def health(self) -> EngineHealth:
-        return EngineHealth(loaded=self.loaded_at is not None, device="upstream",
-                            gpu_available=False, detail=self.base_url)
+        """Loaded when the upstream answers `/models` (cached a few seconds)."""
+        if self.loaded_at is None:
+            return EngineHealth(loaded=False, device="upstream", gpu_available=False,
+                                detail=self.base_url)
+        try:
+            async with asyncio.timeout(_HEALTH_TIMEOUT):
+                await self.models()
+        except (EvalserveError, TimeoutError) as exc:
+            reason = exc.message if isinstance(exc, EvalserveError) else "no answer in time"
+            return EngineHealth(loaded=False, device="upstream", gpu_available=False,
+                                detail=f"{self.base_url}: {reason}")
+        return EngineHealth(loaded=True, device="upstream", gpu_available=False,
+                            detail=self.base_url)
 
     async def models(self, refresh: bool = False) -> list[ModelInfo]:
         """The upstream's `/models`, cached for a few seconds."""
