@@ -177,8 +177,11 @@ async def test_continuous_batching_matches_one_at_a_time(tmp_path) -> None:
         tasks = []
         for p in prompts:
             tasks.append(asyncio.create_task(eng.generate(req(p))))
-            # let the running batch advance a few steps before the next one joins
-            await asyncio.sleep(0.15)
+            # the next request joins only once this one is decoding in the running batch
+            deadline = asyncio.get_running_loop().time() + 30
+            while (eng._scheduler.running < len([t for t in tasks if not t.done()])
+                   and asyncio.get_running_loop().time() < deadline):
+                await asyncio.sleep(0.005)
         together = [r.text for r in await asyncio.gather(*tasks)]
         assert together == alone
     finally:
