@@ -83,6 +83,15 @@ def test_generate_returns_a_summary(live_server: ServerProcess) -> None:
     assert 0 < body["usage"]["completion_tokens"] <= 48  # MAX_NEW_TOKENS of live_server
 
 
+def test_generate_takes_vllm_legacy_prompts(live_server: ServerProcess) -> None:
+    """Seed 004 checks its server with vLLM's legacy `/generate`: prompt in, prompt+text out."""
+    resp = post(live_server, "/generate", {"prompt": "Столица Германии?", "max_tokens": 12})
+    assert resp.status_code == 200, resp.text
+    (text,) = resp.json()["text"]
+    assert text.startswith("Столица Германии?")
+    assert len(text) > len("Столица Германии?")
+
+
 def test_bad_payloads_name_the_field(live_server: ServerProcess) -> None:
     resp = post(live_server, "/metrics/factuality",
                 {"texts_original": O, "texts_generated": G[:1]})

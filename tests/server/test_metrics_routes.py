@@ -229,7 +229,9 @@ async def test_loss_uses_loss_targets_setting(settings: Settings, tmp_path: Path
         ("/loss", {"texts_original": ["a"], "texts_human": ["b", "c"],
                    "texts_generated": ["c"]}, ["texts_human", "texts_original"]),
         ("/generate", {"text": "   "}, ["text"]),
-        ("/generate", {"texto": "hola"}, ["text", "required"]),
+        ("/generate", {"texto": "hola"}, ["text", "prompt"]),
+        ("/generate", {"text": "a", "prompt": "b"}, ["text", "prompt"]),
+        ("/generate", {"prompt": "Hi", "stream": True}, ["/v1/completions"]),
     ],
 )
 async def test_bad_payloads_get_422_envelope(

@@ -129,20 +129,30 @@ class LossRequest(_Request):
 
 
 class GenerateRequest(_Request):
-    """`POST /generate`: the text to summarise; sampling overrides are optional."""
+    """`POST /generate`: seed 002's `{"text"}` to summarise, or vLLM's legacy
+    `{"prompt", "max_tokens", ...}` (seed 004) completed as raw text; sampling overrides are
+    optional."""
 
-    text: str = Field(min_length=1)
+    text: str | None = None
+    prompt: str | None = None
     max_new_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     repeat_penalty: float | None = Field(None, gt=0.0)
+    stream: bool = False
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("`text` is blank: send the text to summarise")
-        return value
+    @model_validator(mode="after")
+    def _one_input(self) -> GenerateRequest:
+        given = [name for name in ("text", "prompt") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("send `text` (a text to summarise) or `prompt` (raw completion)")
+        value = self.text if self.text is not None else self.prompt
+        if not str(value).strip():
+            raise ValueError(f"`{given[0]}` is blank")
+        if self.stream:
+            raise ValueError("`/generate` does not stream: use `/v1/completions` with stream")
+        return self
 
 
 class PRF(BaseModel):
@@ -215,6 +225,12 @@ class LossResponse(BaseModel):
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
+
+
+class PromptGenerateResponse(BaseModel):
+    """vLLM's legacy `/generate` answer: the prompt followed by its completion."""
+
+    text: list[str]
 
 
 class GenerateResponse(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from evalserve.engines.base import GenerationRequest
 from evalserve.metrics_service import MetricsService
 from evalserve.server.deps import StateDep
 from evalserve.server.protocol.metrics import (
@@ -17,6 +18,7 @@ from evalserve.server.protocol.metrics import (
     LossRequest,
     LossResponse,
     PairRequest,
+    PromptGenerateResponse,
     ReadabilityMean,
     ReadabilityRequest,
     ReadabilityResponse,
@@ -129,11 +131,26 @@ async def loss(body: LossRequest, service: ServiceDep) -> LossResponse:
 
 
 @router.post("/generate")
-async def generate(body: GenerateRequest, service: ServiceDep) -> GenerateResponse:
-    """A plain-language summary of `text` from the served model."""
+async def generate(
+    body: GenerateRequest, service: ServiceDep, state: StateDep
+) -> GenerateResponse | PromptGenerateResponse:
+    """Seed 002: a plain-language summary of `text`. With `prompt` instead (vLLM's legacy
+    `/generate`, seed 004): the prompt completed as raw text, `{"text": [prompt + output]}`."""
+    if body.prompt is not None:
+        engine = await state.wait_engine()
+        settings = state.settings
+        result = await engine.generate(GenerationRequest(
+            prompt=body.prompt,
+            max_tokens=body.max_tokens or body.max_new_tokens or settings.max_new_tokens,
+            temperature=settings.temperature if body.temperature is None else body.temperature,
+            top_p=body.top_p or settings.top_p,
+            repetition_penalty=body.repeat_penalty or 1.0,
+        ))
+        return PromptGenerateResponse(text=[body.prompt + result.text])
+    assert body.text is not None
     res = await service.summarize(
         body.text,
-        max_new_tokens=body.max_new_tokens,
+        max_new_tokens=body.max_new_tokens or body.max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
         repeat_penalty=body.repeat_penalty,
