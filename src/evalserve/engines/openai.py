@@ -110,6 +110,18 @@ def _completion_logprobs(lp: dict[str, Any] | None, k: int) -> list[TokenLogprob
     return out
 
 
+def _choice_content(choice: dict[str, Any], part: str | None, k: int, want_logprobs: bool
+                    ) -> tuple[str, list[TokenLogprob] | None]:
+    """Text and logprobs of one choice: chat (`part` is "message" or "delta") or completion."""
+    if part is not None:
+        text = (choice.get(part) or {}).get("content") or ""
+        logprobs = _chat_logprobs(choice.get("logprobs"), k)
+    else:
+        text = choice.get("text") or ""
+        logprobs = _completion_logprobs(choice.get("logprobs"), k)
+    return text, logprobs if want_logprobs else None
+
+
 def _chat_logprobs(lp: dict[str, Any] | None, k: int) -> list[TokenLogprob] | None:
     if not lp or lp.get("content") is None:
         return None
@@ -347,14 +359,8 @@ class OpenAIEngine(Engine):
         k = request.logprobs or 0
         outputs = []
         for i, choice in enumerate(choices):
-            if chat:
-                text = (choice.get("message") or {}).get("content") or ""
-                logprobs = _chat_logprobs(choice.get("logprobs"), k)
-            else:
-                text = choice.get("text") or ""
-                logprobs = _completion_logprobs(choice.get("logprobs"), k)
-            if request.logprobs is None:
-                logprobs = None
+            text, logprobs = _choice_content(choice, "message" if chat else None, k,
+                                             request.logprobs is not None)
             if len(choices) == 1 and usage.get("completion_tokens") is not None:
                 tokens = int(usage["completion_tokens"])
             elif logprobs is not None:
@@ -413,14 +419,8 @@ class OpenAIEngine(Engine):
                         err.get("message") if isinstance(err, dict) else err))
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices") or []:
-                    if chat:
-                        text = (choice.get("delta") or {}).get("content") or ""
-                        lps = _chat_logprobs(choice.get("logprobs"), k)
-                    else:
-                        text = choice.get("text") or ""
-                        lps = _completion_logprobs(choice.get("logprobs"), k)
-                    if request.logprobs is None:
-                        lps = None
+                    text, lps = _choice_content(choice, "delta" if chat else None, k,
+                                                request.logprobs is not None)
                     count += len(lps) if lps is not None else (1 if text else 0)
                     reason = choice.get("finish_reason")
                     if reason is not None:
