@@ -29,6 +29,7 @@ from evalserve.server.routes import metrics as metrics_routes
 from evalserve.server.routes import openai as openai_routes
 from evalserve.server.routes import predict as predict_routes
 from evalserve.server.routes import rubrics as rubrics_routes
+from evalserve.server.routes import ui as ui_routes
 from evalserve.server.state import AppState
 from evalserve.settings import Settings
 from evalserve.tracking.hooks import tracking_component
@@ -39,19 +40,29 @@ log = logging.getLogger(__name__)
 
 Component = Callable[[AppState], contextlib.AbstractAsyncContextManager[Any]]
 
-#: Started after the engine begins loading, closed in reverse order at shutdown.
-COMPONENTS: list[Component] = [cache.response_cache, ratelimit.rate_limiter,
-                               telemetry.metrics_server, warmup.warmup]
+#: Started after the engine begins loading, closed in reverse order at shutdown. The metrics
+#: and tracking hooks register before the job runner starts, so resumed jobs get them too.
+COMPONENTS: list[Component] = [
+    cache.response_cache,
+    ratelimit.rate_limiter,
+    telemetry.metrics_server,
+    warmup.warmup,
+    metrics_hook_component,
+    tracking_component,
+    jobs_component,
+]
 
-ROUTERS = [health.router, openai_routes.router, telemetry.router, metrics_routes.router]
-ROUTERS.append(rubrics_routes.router)
-ROUTERS.append(predict_routes.router)
-ROUTERS += [evaluate_routes.router, jobs_routes.router]
-# per-item metrics (`POST /evaluate` with `metrics`): registered before the runner starts
-COMPONENTS.append(metrics_hook_component)
-# tracking registers its job hooks before the runner starts (resumed jobs are tracked too)
-COMPONENTS.append(tracking_component)
-COMPONENTS.append(jobs_component)
+ROUTERS = [
+    health.router,
+    predict_routes.router,
+    openai_routes.router,
+    telemetry.router,
+    evaluate_routes.router,
+    jobs_routes.router,
+    rubrics_routes.router,
+    metrics_routes.router,
+    ui_routes.router,
+]
 
 
 async def _load_engine(state: AppState) -> None:

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 __all__ = ["OPEN_PATHS", "BearerAuth", "install_auth", "check_token", "bearer_token",
            "client_identity"]
 
-#: Answer without a token: seed 000 `/health`, seed 002 `/healthz`, seed 003 `GET /`.
-OPEN_PATHS = frozenset({"/", "/health", "/healthz"})
+#: Answer without a token: seed 000 `/health`, seed 002 `/healthz`, seed 003 `GET /`, and the
+#: dashboard page (it holds no data; its API calls carry the token).
+OPEN_PATHS = frozenset({"/", "/health", "/healthz", "/ui"})
 
 
 def check_token(presented: str | None, tokens: list[str]) -> bool:
