@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from evalserve.errors import InvalidInputError
 
-__all__ = ["read_records", "write_records"]
+__all__ = ["first_text", "read_records", "write_records"]
+
+
+def first_text(row: Mapping[str, Any], names: Sequence[str]) -> str | None:
+    """The first non-blank string among `row`'s fields `names` (column aliases)."""
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

@@ -147,8 +147,8 @@ class DecodeScheduler:
         fresh.sort(key=lambda s: len(s.prompt_ids))
         group: list[Sequence] = []
         for seq in fresh:
-            longest = max(len(seq.prompt_ids), *(len(s.prompt_ids) for s in group)) if group else 0
-            if group and longest * (len(group) + 1) > self.prefill_token_budget:
+            # sorted by length: this sequence is the longest of the group it would join
+            if group and len(seq.prompt_ids) * (len(group) + 1) > self.prefill_token_budget:
                 self._prefill(group)
                 group = []
             group.append(seq)

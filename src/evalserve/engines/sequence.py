@@ -33,7 +33,7 @@ class Sequence:
 
     @property
     def greedy(self) -> bool:
-        return self.request.temperature == 0.0 or self.request.top_p <= 0.0
+        return self.request.temperature == 0.0
 
     @property
     def last_token(self) -> int:

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from evalserve.metrics_service import MetricsService, parse_metric_names
+from evalserve.records import first_text
 
 __all__ = [
     "ANSWER_FIELDS",
@@ -52,13 +53,6 @@ def validate_job_metrics(names: Iterable[str] | None) -> list[str]:
         return []
     return parse_metric_names(names)
 
-
-def _first_text(item: Mapping[str, Any], fields: tuple[str, ...]) -> str | None:
-    for name in fields:
-        value = item.get(name)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
 
 
 def _readability_lang(rubric: Mapping[str, Any] | None) -> str:
@@ -90,8 +84,8 @@ class MetricsHook:
     async def score(self, item: Mapping[str, Any], metrics: Iterable[str],
                     rubric: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The fields added to the record of `item` for `metrics` ({} when not applicable)."""
-        answer = _first_text(item, ANSWER_FIELDS)
-        reference = _first_text(item, REFERENCE_FIELDS)
+        answer = first_text(item, ANSWER_FIELDS)
+        reference = first_text(item, REFERENCE_FIELDS)
         if answer is None or reference is None:
             return {}
         scores = await self.service.score_pairs(

@@ -18,7 +18,7 @@ The original text is read from the first present column among ``original``,
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from evalserve.metrics.targets import (
     measure,
     targets_from_values,
 )
-from evalserve.records import read_records
+from evalserve.records import first_text, read_records
 
 __all__ = ["ORIGINAL_COLUMNS", "HUMAN_COLUMNS", "read_pairs", "sample_indices", "calibrate"]
 
@@ -42,13 +42,6 @@ ProgressFn = Callable[[int, int], Any]
 """``progress(done, total)``: called after every chunk of `chunk_size` items."""
 
 
-def _pick(row: Mapping[str, Any], columns: tuple[str, ...]) -> str | None:
-    for col in columns:
-        value = row.get(col)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
-
 
 def read_pairs(path: str | Path) -> tuple[list[str], list[str]]:
     """(originals, humans) from a JSONL/JSON/CSV training file (columns: module doc)."""
@@ -56,8 +49,8 @@ def read_pairs(path: str | Path) -> tuple[list[str], list[str]]:
     originals: list[str] = []
     humans: list[str] = []
     for row in read_records(p):
-        original = _pick(row, ORIGINAL_COLUMNS)
-        human = _pick(row, HUMAN_COLUMNS)
+        original = first_text(row, ORIGINAL_COLUMNS)
+        human = first_text(row, HUMAN_COLUMNS)
         if original is not None and human is not None:
             originals.append(original)
             humans.append(human)
