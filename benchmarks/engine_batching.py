@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from evalserve.engines.base import GenerationRequest, OutputConstraint
-from evalserve.engines.transformers import TransformersEngine
+from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.settings import load_settings
 
 SCHEMA = {

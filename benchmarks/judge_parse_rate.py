@@ -26,7 +26,7 @@ from evalserve.engines.base import (
     GenerationResult,
     StreamDelta,
 )
-from evalserve.engines.transformers import TransformersEngine
+from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.judge import Grade, Judge, load_rubric
 from evalserve.settings import load_settings
 

@@ -299,7 +299,7 @@ def calibrate_targets(
     targets as the JSON dict written. Same as `evalserve calibrate`."""
     import asyncio
 
-    from evalserve.metrics_service import local_service
+    from evalserve.metrics.service import local_service
     from evalserve.settings import load_settings
 
     async def run() -> Any:

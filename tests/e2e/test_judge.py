@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from evalserve.engines.transformers import TransformersEngine
+from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.judge import Grade, Judge, Rubric, load_rubric
 from evalserve.settings import load_settings
 from tests.conftest import MODEL_CACHE

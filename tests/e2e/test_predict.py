@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evalserve.cli.main import app
+from evalserve.generation.predict import collapse_tail_repetition
 from evalserve.metrics.rouge import rouge_l
-from evalserve.predict import collapse_tail_repetition
 from tests.conftest import MODEL_CACHE
 from tests.e2e.server import ServerProcess
 

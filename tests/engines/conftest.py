@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evalserve.engines.transformers import TransformersEngine
+from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.settings import load_settings
 from tests.conftest import MODEL_CACHE
 

@@ -2,9 +2,9 @@
 
 Sends every prompt of a JSONL file (`{"prompt", "answer"}` per line) to a running server
 (`--url`) or, without `--url`, to an in-process engine through the same library function the
-route uses (`evalserve.predict.predict`). Prints throughput and ROUGE-L with both recipes of
-`evalserve.metrics.rouge`: the organisers' (`recipe="grader"`, the leaderboard number) and the
-correct jieba-token ROUGE-L (`recipe="standard"`).
+route uses (`evalserve.generation.predict.predict`). Prints throughput and ROUGE-L with both
+recipes of `evalserve.metrics.rouge`: the organisers' (`recipe="grader"`, the leaderboard
+number) and the correct jieba-token ROUGE-L (`recipe="standard"`).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def estimate_tokens(text: str) -> int:
 
 def _tokenizer_path(settings: Settings) -> tuple[Any, str | None]:
     """(folder, gguf file name or None) of the locally configured model's tokenizer."""
-    from evalserve.engines import loader
+    from evalserve.engines.weights import loader
 
     source = loader.resolve_model_source(settings.model_name, settings.model_dir,
                                          settings.model_id)
@@ -110,7 +110,7 @@ def token_counter(settings: Settings, tokenizer: str | None = None
         name = folder.name
     else:
         folder, gguf = _tokenizer_path(settings)
-        from evalserve.engines.loader import resolve_model_source
+        from evalserve.engines.weights.loader import resolve_model_source
 
         name = resolve_model_source(settings.model_name, settings.model_dir,
                                     settings.model_id).model_id
@@ -220,10 +220,10 @@ async def run_http(url: str, prompts: Sequence[str], *, batch: bool, concurrency
 
 async def run_inprocess(settings: Settings, prompts: Sequence[str], *, batch: bool,
                         concurrency: int, console: Console) -> tuple[RunResult, Any]:
-    """Build the configured engine here and answer through `evalserve.predict.predict`.
+    """Build the configured engine here and answer through `evalserve.generation.predict.predict`.
     Returns the result and the (closed) engine, whose tokenizer can still count tokens."""
     from evalserve.engines.registry import create_engine
-    from evalserve.predict import PredictOptions, predict
+    from evalserve.generation.predict import PredictOptions, predict
 
     engine = create_engine(settings)
     with console.status("loading model..."):

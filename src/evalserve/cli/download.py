@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from evalserve.download import download_model
+from evalserve.engines.weights.download import download_model
 from evalserve.errors import ConfigurationError
 from evalserve.settings import load_settings
 

@@ -20,12 +20,12 @@ from rich.table import Table
 
 from evalserve.cli.options import EngineOpt, ModelOpt
 from evalserve.errors import InvalidInputError
-from evalserve.metrics_service import local_service
+from evalserve.metrics.service import local_service
 from evalserve.records import read_records
 from evalserve.settings import load_settings
 
 if TYPE_CHECKING:
-    from evalserve.metrics_service import PairScores
+    from evalserve.metrics.service import PairScores
 
 __all__ = [
     "PREDICTION_COLUMNS",
@@ -130,12 +130,12 @@ def metrics(
     Factuality is AlignScore when ALIGNSCORE_CKPT is set, else an LLM judge on the
     configured model (loaded for the purpose).
     """
-    from evalserve.metrics_service import parse_metric_names
+    from evalserve.metrics.service import parse_metric_names
 
     names = parse_metric_names(metric)
     settings = load_settings(engine=engine, model_name=model)
     preds, refs, ids = read_scoring_file(file)
-    from evalserve.metrics_service import PAIR_METRICS
+    from evalserve.metrics.service import PAIR_METRICS
 
     if refs is None and PAIR_METRICS.intersection(names):
         raise InvalidInputError(

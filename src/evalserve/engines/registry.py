@@ -18,7 +18,7 @@ ENGINES = ("transformers", "openai", "vllm")
 def create_engine(settings: Settings) -> Engine:
     """Build (not start) the engine selected by `settings.engine`."""
     if settings.engine == "transformers":
-        from evalserve.engines.transformers import TransformersEngine
+        from evalserve.engines.transformers.engine import TransformersEngine
 
         return TransformersEngine.from_settings(settings)
     if settings.engine == "openai":

@@ -119,7 +119,7 @@ class JobService:
                                         and all(isinstance(m, str) for m in metrics)):
             raise InvalidInputError("metrics must be a list of metric names")
         if metrics:
-            from evalserve.jobs.metrics_hook import validate_job_metrics
+            from evalserve.jobs.hooks import validate_job_metrics
 
             metrics = validate_job_metrics(metrics)  # unknown names: 422 naming them
         if track is not None and not isinstance(track, dict):

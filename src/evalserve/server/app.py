@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from evalserve import __version__
 from evalserve.engines.base import Engine
 from evalserve.engines.registry import create_engine
-from evalserve.jobs.metrics_hook import metrics_hook_component
+from evalserve.jobs.hooks import metrics_hook_component
 from evalserve.jobs.service import jobs_component
 from evalserve.server import auth, cache, ratelimit, telemetry, warmup
 from evalserve.server.errors import install_error_handlers
@@ -32,7 +32,7 @@ from evalserve.server.routes import rubrics as rubrics_routes
 from evalserve.server.routes import ui as ui_routes
 from evalserve.server.state import AppState
 from evalserve.settings import Settings
-from evalserve.tracking.hooks import tracking_component
+from evalserve.tracking.jobs import tracking_component
 
 __all__ = ["build_app", "COMPONENTS"]
 

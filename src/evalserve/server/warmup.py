@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from evalserve.predict import PredictOptions, predict
+from evalserve.generation.predict import PredictOptions, predict
 from evalserve.server.state import AppState
 
 __all__ = ["warmup", "is_warm", "read_warmup_prompts"]

@@ -2,7 +2,7 @@
 
 `tracking.mlflow` logs runs (the only module importing mlflow at call time),
 `tracking.summary` computes what a run reports, `tracking.judges` points MLflow's own judge
-APIs at an evalserve server, `tracking.hooks` logs finished jobs. Importing this package does
+APIs at an evalserve server, `tracking.jobs` logs finished jobs. Importing this package does
 not import mlflow.
 """
 

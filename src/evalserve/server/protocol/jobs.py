@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evalserve.jobs.models import Job
 from evalserve.jobs.service import Submission
-from evalserve.tracking.hooks import track_option
+from evalserve.tracking.jobs import track_option
 
 __all__ = ["EvaluateRequest", "EvaluateResponse", "JobCounts", "JobTimings", "JobView",
            "JobList"]

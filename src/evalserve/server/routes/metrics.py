@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from evalserve.engines.base import GenerationRequest
-from evalserve.metrics_service import MetricsService
+from evalserve.metrics.service import MetricsService
 from evalserve.server.deps import StateDep
 from evalserve.server.protocol.metrics import (
     PRF,

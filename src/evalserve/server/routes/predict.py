@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from evalserve.predict import PredictOptions, check_prompts, predict
+from evalserve.generation.predict import PredictOptions, check_prompts, predict
 from evalserve.server.deps import EngineDep, StateDep
 from evalserve.server.protocol.predict import PredictRequest, PredictResponse, ServiceStatus
 from evalserve.server.warmup import is_warm

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from evalserve.engines.base import GenerationRequest, OutputConstraint
-from evalserve.engines.transformers import TransformersEngine
+from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.errors import InvalidInputError
 from tests.engines.conftest import start_engine
 

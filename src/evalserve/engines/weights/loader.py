@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalserve.engines.bundled import BUNDLED_MODEL_ID, bundled_gguf_path
+from evalserve.engines.weights.bundled import BUNDLED_MODEL_ID, bundled_gguf_path
 from evalserve.errors import ConfigurationError
 
 __all__ = ["ModelSource", "resolve_model_source", "resolve_dtype", "load_model"]

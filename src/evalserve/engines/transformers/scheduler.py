@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Any
 
-from evalserve.engines.prefix_cache import PrefixCache
-from evalserve.engines.sampling import sample_next_tokens
-from evalserve.engines.sequence import Sequence
+from evalserve.engines.transformers.prefix_cache import PrefixCache
+from evalserve.engines.transformers.sampling import sample_next_tokens
+from evalserve.engines.transformers.sequence import Sequence
 
 __all__ = ["DecodeScheduler"]
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evalserve import download as download_mod
 from evalserve.cli.main import app
-from evalserve.download import (
+from evalserve.engines.weights import download as download_mod
+from evalserve.engines.weights.download import (
     MANIFEST_NAME,
     download_model,
     hub_revision,
     model_path,
     snapshot_function,
 )
-from evalserve.engines.loader import resolve_model_source
+from evalserve.engines.weights.loader import resolve_model_source
 from evalserve.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 

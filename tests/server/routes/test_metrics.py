@@ -12,8 +12,8 @@ import pytest
 
 from evalserve.engines.base import GenerationRequest, TokenLogprob
 from evalserve.metrics import readability, rouge_l
+from evalserve.metrics.service import SUMMARY_INSTRUCTION
 from evalserve.metrics_judge import SYSTEM_PROMPT
-from evalserve.metrics_service import SUMMARY_INSTRUCTION
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
 from tests.fakes import ScriptedEngine, request_text

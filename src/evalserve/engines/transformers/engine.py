@@ -22,12 +22,12 @@ from evalserve.engines.base import (
     ModelInfo,
     StreamDelta,
 )
-from evalserve.engines.loader import ModelSource, load_model, resolve_model_source
-from evalserve.engines.sequence import Sequence
+from evalserve.engines.transformers.sequence import Sequence
+from evalserve.engines.weights.loader import ModelSource, load_model, resolve_model_source
 from evalserve.errors import EngineUnavailableError, InvalidInputError
 
 if TYPE_CHECKING:
-    from evalserve.engines.scheduler import DecodeScheduler
+    from evalserve.engines.transformers.scheduler import DecodeScheduler
     from evalserve.settings import Settings
 
 __all__ = ["TransformersEngine"]
@@ -92,8 +92,8 @@ class TransformersEngine(Engine):
     def _load(self) -> None:
         import torch
 
-        from evalserve.engines.constraints import GrammarFactory
-        from evalserve.engines.scheduler import DecodeScheduler
+        from evalserve.engines.transformers.constraints import GrammarFactory
+        from evalserve.engines.transformers.scheduler import DecodeScheduler
 
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
         self.device = _pick_device(self.device_setting)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from evalserve.engines.base import TokenLogprob
 
 if TYPE_CHECKING:
-    from evalserve.engines.constraints import GrammarFactory
-    from evalserve.engines.sequence import Sequence
+    from evalserve.engines.transformers.constraints import GrammarFactory
+    from evalserve.engines.transformers.sequence import Sequence
 
 __all__ = ["sample_next_tokens"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from evalserve.engines.base import GenerationRequest
 from evalserve.errors import InvalidInputError
-from evalserve.predict import (
+from evalserve.generation.predict import (
     PredictOptions,
     check_prompts,
     clean_answer,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evalserve.engines.bundled import BUNDLED_MODEL_ID, bundled_gguf_path
-from evalserve.engines.loader import _converted_dir, resolve_dtype, resolve_model_source
+from evalserve.engines.weights.bundled import BUNDLED_MODEL_ID, bundled_gguf_path
+from evalserve.engines.weights.loader import _converted_dir, resolve_dtype, resolve_model_source
 from evalserve.errors import ConfigurationError
 from tests.conftest import MODEL_CACHE
 

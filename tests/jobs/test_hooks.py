@@ -9,10 +9,10 @@ import pytest
 
 from evalserve.engines.base import GenerationRequest
 from evalserve.errors import InvalidInputError
-from evalserve.jobs.metrics_hook import MetricsHook, metrics_hook_component, validate_job_metrics
+from evalserve.jobs.hooks import MetricsHook, metrics_hook_component, validate_job_metrics
 from evalserve.jobs.runner import ITEM_HOOKS
 from evalserve.metrics import readability, rouge_l
-from evalserve.metrics_service import MetricsService
+from evalserve.metrics.service import MetricsService
 from evalserve.settings import Settings
 from tests.fakes import ScriptedEngine
 from tests.jobs.helpers import collect, running_service

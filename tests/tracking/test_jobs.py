@@ -11,7 +11,7 @@ from evalserve.jobs.models import Job, JobOptions, JobStatus
 from evalserve.jobs.runner import FINISH_HOOKS, ITEM_HOOKS, current_job
 from evalserve.server.state import AppState
 from evalserve.settings import load_settings
-from evalserve.tracking.hooks import (
+from evalserve.tracking.jobs import (
     INPUT_KEY,
     remember_inputs,
     tracking_component,

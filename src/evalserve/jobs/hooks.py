@@ -29,7 +29,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from evalserve.metrics_service import MetricsService, parse_metric_names
+from evalserve.metrics.service import MetricsService, parse_metric_names
 from evalserve.records import first_text
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""Generation as a library: the `/predict` contract and the `/generate` summary."""
