@@ -33,6 +33,7 @@ redis:
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts examples
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) redis lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
