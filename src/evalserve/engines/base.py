@@ -166,6 +166,16 @@ class Engine(ABC):
     def model_id(self) -> str:
         """The id clients use for the served model."""
 
+    @property
+    def queue_depth(self) -> int:
+        """Sequences waiting to be decoded (requests in flight upstream for a proxy)."""
+        return 0
+
+    @property
+    def running(self) -> int | None:
+        """Sequences being decoded now, or None where the engine cannot tell (a proxy)."""
+        return None
+
     async def start(self) -> None:
         """Load weights / open connections. Called once by the server's lifespan."""
 

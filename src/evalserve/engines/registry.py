@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from evalserve.errors import ConfigurationError
@@ -10,7 +12,7 @@ if TYPE_CHECKING:
     from evalserve.engines.base import Engine
     from evalserve.settings import Settings
 
-__all__ = ["create_engine", "ENGINES"]
+__all__ = ["create_engine", "running", "ENGINES"]
 
 ENGINES = ("transformers", "openai", "vllm")
 
@@ -30,3 +32,15 @@ def create_engine(settings: Settings) -> Engine:
 
         return VLLMEngine.from_settings(settings)
     raise ConfigurationError(f"ENGINE={settings.engine!r} is not one of {', '.join(ENGINES)}")
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Engine]:
+    """The engine of `settings`, started, and closed on exit (the CLI's and scripts' lifecycle;
+    the server's lifespan starts its engine in the background instead)."""
+    engine = create_engine(settings)
+    try:
+        await engine.start()
+        yield engine
+    finally:
+        await engine.close()
