@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from rich.console import Console
 
 from evalserve.cli.options import EngineOpt, ModelOpt
 from evalserve.engines.base import GenerationRequest
-from evalserve.engines.registry import create_engine
+from evalserve.engines.registry import running
 from evalserve.settings import load_settings
 
 __all__ = ["generate", "models"]
@@ -30,22 +31,19 @@ def generate(
     console = Console(highlight=False)
 
     async def run() -> None:
-        eng = create_engine(settings)
-        with console.status("loading model..."):
-            await eng.start()
-        try:
-            request = GenerationRequest(
-                prompt=prompt if raw else None,
-                messages=None if raw else [{"role": "user", "content": prompt}],
-                max_tokens=max_tokens or settings.max_new_tokens,
-                temperature=temperature,
-                seed=seed,
-            )
+        request = GenerationRequest(
+            prompt=prompt if raw else None,
+            messages=None if raw else [{"role": "user", "content": prompt}],
+            max_tokens=max_tokens or settings.max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            with console.status("loading model..."):
+                eng = await stack.enter_async_context(running(settings))
             async for delta in eng.stream(request):
                 console.print(delta.text, end="", soft_wrap=True)
             console.print()
-        finally:
-            await eng.close()
 
     asyncio.run(run())
 
@@ -55,12 +53,8 @@ def models(engine: EngineOpt = None, model: ModelOpt = None) -> None:
     settings = load_settings(engine=engine, model_name=model)
 
     async def run() -> None:
-        eng = create_engine(settings)
-        await eng.start()
-        try:
+        async with running(settings) as eng:
             for info in await eng.models():
                 typer.echo(info.id)
-        finally:
-            await eng.close()
 
     asyncio.run(run())
