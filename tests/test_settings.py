@@ -8,6 +8,7 @@ import pytest
 
 from evalserve.errors import ConfigurationError
 from evalserve.settings import Settings, load_settings
+from tests.conftest import ROOT, load_script
 
 SEED_VALUES = {
     # seed 000
@@ -139,15 +140,13 @@ def test_dotenv_file_is_read_below_the_environment(
     assert settings.port == 9200
 
 
-def test_env_example_documents_every_setting() -> None:
-    example = Path(__file__).resolve().parent.parent / ".env.example"
-    documented = {
-        line.split("=", 1)[0].lstrip("# ").strip()
-        for line in example.read_text().splitlines()
-        if "=" in line and not line.startswith("##")
-    }
-    missing = {name.upper() for name in Settings.model_fields} - documented
-    assert not missing, f".env.example lacks {sorted(missing)}"
+def test_env_example_and_readme_table_are_generated_from_the_settings() -> None:
+    generator = load_script("gen_env_example")
+    hint = "stale: run .venv/bin/python scripts/gen_env_example.py"
+    assert (ROOT / ".env.example").read_text() == generator.env_example(), f".env.example is {hint}"
+    readme = (ROOT / "README.md").read_text()
+    assert f"{generator.BEGIN}\n{generator.settings_table()}\n{generator.END}" in readme, (
+        f"README.md's configuration table is {hint}")
 
 
 def test_alignscore_checkpoint_without_its_roberta_directory_stops_start_up(

@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     """Upstream OpenAI-compatible server, e.g. `http://vllm:8000/v1` (a path ending in
     `/v1/completions` is accepted and trimmed)."""
     redis_url: str | None = None
-    """Switches cache, rate limits and the job event stream to Redis."""
+    """Redis shared by replicas for the response cache and the rate-limit windows (jobs and
+    their events stay in the job store)."""
     redis_password: str | None = None
     """Password for `REDIS_URL` when the URL carries none."""
     api_port: int | None = Field(None, ge=1, le=65535)
