@@ -9,13 +9,8 @@
 from __future__ import annotations
 
 from evalserve.judge.judge import Grade, Judge
-from evalserve.judge.rubric import (
-    Rubric,
-    list_rubrics,
-    load_rubric,
-    load_rubric_file,
-    rubric_from_prompt_file,
-)
+from evalserve.judge.promptfile import rubric_from_prompt_file
+from evalserve.judge.rubric import Rubric, list_rubrics, load_rubric, load_rubric_file
 
 __all__ = [
     "Grade",

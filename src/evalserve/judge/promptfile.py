@@ -8,11 +8,12 @@ template. Items may name their fields `question`/`answer` or `inputs`/`predictio
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from evalserve.errors import InvalidInputError
 from evalserve.judge.rubric import Rubric, load_rubric
 
-__all__ = ["rubric_from_prompt_text"]
+__all__ = ["rubric_from_prompt_file", "rubric_from_prompt_text"]
 
 _SEPARATOR = re.compile(r"^\s*(-{3,}|={3,}|\*{3,})\s*$")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
@@ -65,3 +66,17 @@ def rubric_from_prompt_text(
         "max_feedback_chars": 400,
     }
     return load_rubric(spec)
+
+
+def rubric_from_prompt_file(
+    path: Path, scale: tuple[int, int] = (1, 5), name: str | None = None,
+    language: str | None = None,
+) -> Rubric:
+    """Turn a judge prompt file with `{question}` and `{answer}` placeholders (seed 004) into a
+    rubric (see the module doc)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read prompt file {path}: {exc.strerror}") from None
+    return rubric_from_prompt_text(text, scale=scale, name=name or Path(path).stem,
+                                   language=language)

@@ -25,7 +25,6 @@ __all__ = [
     "load_rubric",
     "load_rubric_file",
     "list_rubrics",
-    "rubric_from_prompt_file",
     "RESERVED_RECORD_KEYS",
     "RUBRIC_PLACEHOLDERS",
 ]
@@ -291,19 +290,3 @@ def load_rubric(spec: str | dict[str, Any] | Rubric, rubrics_dir: Path | None = 
         return builtin[spec]
     known = ", ".join(r.name for r in list_rubrics(rubrics_dir))
     raise NotFoundError(f"no rubric named {spec!r}; known rubrics: {known}")
-
-
-def rubric_from_prompt_file(
-    path: Path, scale: tuple[int, int] = (1, 5), name: str | None = None,
-    language: str | None = None,
-) -> Rubric:
-    """Turn a judge prompt file with `{question}` and `{answer}` placeholders (seed 004) into a
-    rubric. See `evalserve.judge.promptfile`."""
-    from evalserve.judge.promptfile import rubric_from_prompt_text
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read prompt file {path}: {exc.strerror}") from None
-    return rubric_from_prompt_text(text, scale=scale, name=name or Path(path).stem,
-                                   language=language)

@@ -40,6 +40,7 @@ from pathlib import Path
 from statistics import fmean
 
 from evalserve.errors import ConfigurationError, InvalidInputError
+from evalserve.metrics._batching import padded_batches
 from evalserve.metrics._validation import check_pairs
 from evalserve.metrics.sentences import split_sentences
 
@@ -104,7 +105,7 @@ class AlignScorer:
         import torch
         from transformers import AutoConfig, AutoTokenizer
 
-        from evalserve.metrics import _alignscore
+        from evalserve.metrics._alignscore import build_model, read_state_dict
 
         roberta = Path(roberta_dir)
         if not (roberta / "config.json").is_file():
@@ -118,8 +119,8 @@ class AlignScorer:
             self.tokenizer = AutoTokenizer.from_pretrained(roberta, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot load the RoBERTa files at {roberta}: {exc}") from exc
-        state = _alignscore.read_state_dict(ckpt)
-        self.model, self.ignored_keys = _alignscore.build_model(state, config)
+        state = read_state_dict(ckpt)
+        self.model, self.ignored_keys = build_model(state, config)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device)
         self.batch_size = batch_size
@@ -143,19 +144,10 @@ class AlignScorer:
         import torch
 
         encoded = [self._encode(p, h) for p, h in zip(premises, hypotheses)]
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 1
         probs = [0.0] * len(encoded)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                width = len(encoded[chunk[0]])
-                ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    seq = encoded[i]
-                    ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                    mask[row, : len(seq)] = 1
+            for chunk, ids, mask in padded_batches(encoded, self.batch_size, pad_id):
                 logits = self.model(ids.to(self.device), mask.to(self.device))
                 aligned = torch.softmax(logits.float(), dim=-1)[:, 0].cpu().tolist()
                 for i, p in zip(chunk, aligned):

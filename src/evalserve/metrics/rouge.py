@@ -33,15 +33,24 @@ pure-Chinese reference under this recipe. Use it only to reproduce the grader's 
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 from typing import Literal
 
 from evalserve.errors import InvalidInputError
 from evalserve.metrics._validation import check_pairs
+from evalserve.metrics.tokenize import (
+    ascii_tokens,
+    is_mostly_cjk,
+    jieba_cut,
+    porter_stemmer,
+    sentences_en,
+    tokenize_en,
+    tokenize_zh,
+    zh_tokens_from_joined,
+)
 
 __all__ = [
     "RougeScore",
@@ -57,22 +66,6 @@ Lang = Literal["en", "zh", "auto"]
 Recipe = Literal["standard", "grader"]
 Variant = Literal["rougeL", "rougeLsum"]
 
-# Every byte outside [a-z0-9] becomes a space: after str.lower(), this is rouge-score's
-# `re.sub(r"[^a-z0-9]+", " ", text)` (non-ASCII characters encode to bytes >= 0x80).
-_ASCII_TABLE = bytes(c if (48 <= c <= 57 or 97 <= c <= 122) else 32 for c in range(256))
-_VALID_TOKEN = re.compile(r"^[a-z0-9]+$")
-_CJK = re.compile(
-    "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
-    "\U00020000-\U0002fa1f]"
-)
-_LETTER = re.compile(r"[^\W_]")
-# rouge-chinese's `Rouge.cut_sent`.
-_CUT_SENT = (
-    (re.compile("([。！？\\?])([^”’])"), r"\1\n\2"),
-    (re.compile("(\\.{6})([^”’])"), r"\1\n\2"),
-    (re.compile("(\\…{2})([^”’])"), r"\1\n\2"),
-    (re.compile("([。！？\\?][”’])([^，。！？\\?])"), r"\1\n\2"),
-)
 
 
 @dataclass(frozen=True)
@@ -91,90 +84,6 @@ class RougeResult:
     scores: list[RougeScore]
     mean: RougeScore
     languages: list[str]
-
-
-# ---------------------------------------------------------------------------- tokenizers
-
-
-class _Stemmer:
-    """rouge-score's stemming rule (Porter on tokens longer than 3), cached per token."""
-
-    def __init__(self) -> None:
-        from nltk.stem import porter  # pure code, no NLTK data download
-
-        self._porter = porter.PorterStemmer()
-        self._cache: dict[bytes, bytes | None] = {}
-
-    def __call__(self, tokens: list[bytes]) -> list[bytes]:
-        cache = self._cache
-        out = []
-        for tok in tokens:
-            if len(tok) <= 3:
-                out.append(tok)
-                continue
-            stemmed = cache.get(tok, b"")
-            if stemmed == b"":
-                word = self._porter.stem(tok.decode("ascii"))
-                stemmed = word.encode("ascii") if _VALID_TOKEN.match(word) else None
-                cache[tok] = stemmed
-            if stemmed is not None:
-                out.append(stemmed)
-        return out
-
-
-_STEMMER: _Stemmer | None = None
-
-
-def _stemmer() -> _Stemmer:
-    global _STEMMER
-    if _STEMMER is None:
-        _STEMMER = _Stemmer()
-    return _STEMMER
-
-
-def _ascii_tokens(text: str) -> list[bytes]:
-    return text.lower().encode("utf-8", "surrogatepass").translate(_ASCII_TABLE).split()
-
-
-def tokenize_en(text: str, stem: bool = False) -> list[str]:
-    """Tokenize like ``rouge_score.tokenize.tokenize`` (lowercase ``[a-z0-9]+`` runs)."""
-    tokens = _ascii_tokens(text)
-    if stem:
-        tokens = _stemmer()(tokens)
-    return [t.decode("ascii") for t in tokens]
-
-
-def _jieba_cut() -> Callable[[str], list[str]]:
-    try:
-        import jieba
-    except ImportError as exc:  # pragma: no cover - jieba is a runtime dependency
-        from evalserve.errors import ConfigurationError
-
-        raise ConfigurationError(
-            "Chinese ROUGE-L needs jieba: pip install jieba"
-        ) from exc
-    jieba.setLogLevel(logging.WARNING)
-    return jieba.lcut
-
-
-def _cut_sent(para: str) -> list[str]:
-    for pattern, repl in _CUT_SENT:
-        para = pattern.sub(repl, para)
-    return para.rstrip().split("\n")
-
-
-def _zh_tokens_from_joined(joined: str) -> list[str]:
-    tokens: list[str] = []
-    for sent in _cut_sent(joined):
-        if len(sent) > 0:
-            # rouge-chinese: " ".join(s.split()) then .split(" "): a blank line is one "" token
-            tokens.extend(sent.split() or [""])
-    return tokens
-
-
-def tokenize_zh(text: str) -> list[str]:
-    """Tokens ``rouge-chinese`` scores for ``' '.join(jieba.cut(text))``."""
-    return _zh_tokens_from_joined(" ".join(_jieba_cut()(text)))
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -279,21 +188,6 @@ def _summary_level(ref_sents: list[list[bytes]], can_sents: list[list[bytes]]) -
     return RougeScore(precision, recall, _fmeasure(precision, recall))
 
 
-def _sentences_en(text: str, stem: bool) -> list[list[bytes]]:
-    sents = [s for s in text.split("\n") if len(s)]
-    out = [_ascii_tokens(s) for s in sents]
-    if stem:
-        stemmer = _stemmer()
-        out = [stemmer(s) for s in out]
-    return out
-
-
-def _is_mostly_cjk(text: str) -> bool:
-    cjk = len(_CJK.findall(text))
-    letters = len(_LETTER.findall(text))
-    return cjk > 0 and cjk * 2 >= letters
-
-
 def _rust_scores(
     refs: list[str], preds: list[str], variant: Variant, stem: bool
 ) -> list[RougeScore] | None:
@@ -363,15 +257,15 @@ def rouge_l(
             raise InvalidInputError(
                 "recipe='grader' is the organisers' rougeL formula: use variant='rougeL'"
             )
-        cut = _jieba_cut()
+        cut = jieba_cut()
         cache: dict[str, list[bytes]] = {}
 
         def grader_tokens(text: str) -> list[bytes]:
             tokens = cache.get(text)
             if tokens is None:
-                tokens = _ascii_tokens(" ".join(cut(text)))
+                tokens = ascii_tokens(" ".join(cut(text)))
                 if stem:
-                    tokens = _stemmer()(tokens)
+                    tokens = porter_stemmer()(tokens)
                 cache[text] = tokens
             return tokens
 
@@ -381,7 +275,7 @@ def rouge_l(
         return RougeResult(scores, _mean(scores), ["grader"] * len(refs))
 
     if lang == "auto":
-        is_zh = [_is_mostly_cjk(r + "\n" + p) for r, p in zip(refs, preds)]
+        is_zh = [is_mostly_cjk(r + "\n" + p) for r, p in zip(refs, preds)]
     else:
         is_zh = [lang == "zh"] * len(refs)
 
@@ -397,24 +291,24 @@ def rouge_l(
                 "for Chinese text (or lang='en')"
             )
         scores = [
-            _summary_level(_sentences_en(r, stem), _sentences_en(p, stem))
+            _summary_level(sentences_en(r, stem), sentences_en(p, stem))
             for r, p in zip(refs, preds)
         ]
         return RougeResult(scores, _mean(scores), ["en"] * len(refs))
 
     zh_cache: dict[str, list[str]] = {}
-    cut = _jieba_cut() if any(is_zh) else None
-    stemmer = _stemmer() if stem else None
+    cut = jieba_cut() if any(is_zh) else None
+    stemmer = porter_stemmer() if stem else None
 
     def tokens_for(text: str, zh: bool) -> list:
         if zh:
             tokens = zh_cache.get(text)
             if tokens is None:
                 assert cut is not None
-                tokens = _zh_tokens_from_joined(" ".join(cut(text)))
+                tokens = zh_tokens_from_joined(" ".join(cut(text)))
                 zh_cache[text] = tokens
             return tokens
-        tokens_en = _ascii_tokens(text)
+        tokens_en = ascii_tokens(text)
         return stemmer(tokens_en) if stemmer is not None else tokens_en
 
     ref_tok = [tokens_for(t, z) for t, z in zip(refs, is_zh)]

@@ -39,7 +39,7 @@ def parse_scale(text: str) -> tuple[int, int]:
 def prompt_file_rubric(path: Path, scale: str = "1-5", name: str | None = None) -> Rubric:
     """The rubric of a judge prompt file with `{question}`/`{answer}` (items may name them
     `inputs`/`predictions`, as in seed 004's CSV)."""
-    from evalserve.judge.rubric import rubric_from_prompt_file
+    from evalserve.judge.promptfile import rubric_from_prompt_file
 
     return rubric_from_prompt_file(Path(path), parse_scale(scale), name=name)
 
