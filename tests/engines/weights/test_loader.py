@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from evalserve.engines.weights.bundled import BUNDLED_MODEL_ID, bundled_gguf_path
-from evalserve.engines.weights.loader import _converted_dir, resolve_dtype, resolve_model_source
+from evalserve.engines.weights.loader import converted_dir, resolve_dtype, resolve_model_source
 from evalserve.errors import ConfigurationError
 from tests.conftest import MODEL_CACHE
 
@@ -50,10 +50,10 @@ def test_conversion_cache_key_follows_the_file(tmp_path: Path) -> None:
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"one")
     source = resolve_model_source(str(gguf), tmp_path)
-    first = _converted_dir(source, MODEL_CACHE)
-    assert first == _converted_dir(source, MODEL_CACHE)
+    first = converted_dir(source, MODEL_CACHE)
+    assert first == converted_dir(source, MODEL_CACHE)
     gguf.write_bytes(b"other content")
-    assert _converted_dir(source, MODEL_CACHE) != first
+    assert converted_dir(source, MODEL_CACHE) != first
 
 
 def test_dtype_auto_depends_on_device() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from evalserve.engines.weights.bundled import BUNDLED_MODEL_ID, bundled_gguf_path
 from evalserve.errors import ConfigurationError
 
-__all__ = ["ModelSource", "resolve_model_source", "resolve_dtype", "load_model"]
+__all__ = ["ModelSource", "converted_dir", "resolve_model_source", "resolve_dtype", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ def resolve_model_source(
     return ModelSource(model_id=BUNDLED_MODEL_ID, path=bundled_gguf_path(), gguf=True)
 
 
-def _converted_dir(source: ModelSource, cache_root: Path) -> Path:
+def converted_dir(source: ModelSource, cache_root: Path) -> Path:
+    """Where `load_model` keeps the converted copy of a GGUF `source` under `cache_root`
+    (a new folder whenever the file changes). It may not exist yet."""
     stat = source.path.stat()
     key = f"{source.path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -108,7 +110,7 @@ def load_model(
 
     path = source.path
     if source.gguf:
-        path = _converted_dir(source, cache_root)
+        path = converted_dir(source, cache_root)
         if not (path / "config.json").exists():
             cache_root.mkdir(parents=True, exist_ok=True)
             # Replicas sharing DATA_DIR may start together: one converts, the others wait.
