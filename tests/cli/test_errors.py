@@ -59,7 +59,8 @@ def run(monkeypatch: pytest.MonkeyPatch, *args: str, raises: BaseException | Non
     UpstreamTimeoutError("http://vllm:8000/v1 did not answer in 120 s"),
 ], ids=lambda e: type(e).__name__)
 def test_a_library_error_is_one_error_line_and_exit_code_2(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, exc: EvalserveError) -> None:
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+        exc: EvalserveError) -> None:
     assert run(monkeypatch, "fail", "it", raises=exc) == 2
     out, err = capsys.readouterr()
     assert err == f"error: {exc.message}\n"
