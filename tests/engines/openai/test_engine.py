@@ -1,58 +1,22 @@
-"""The `openai` upstream engine against fake upstreams: httpx.MockTransport for request shapes,
-retries and error mapping, and a real evalserve app (ScriptedEngine) over ASGITransport."""
+"""The `openai` upstream engine against fake upstreams: httpx.MockTransport for model
+discovery, request routing, streaming and aborts, and a real evalserve app (ScriptedEngine)
+over ASGITransport. Retries and error mapping are tested with the client (test_client.py), the
+wire mapping in test_protocol.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable
 
 import httpx
 import pytest
 
-from evalserve.engines.base import GenerationRequest, OutputConstraint
-from evalserve.engines.openai import OpenAIEngine, request_body
-from evalserve.errors import (
-    InvalidInputError,
-    NotFoundError,
-    RateLimitError,
-    UpstreamError,
-    UpstreamTimeoutError,
-)
+from evalserve.engines.base import GenerationRequest
+from evalserve.engines.openai import OpenAIEngine
+from evalserve.errors import UpstreamError
 from evalserve.server.app import build_app
 from evalserve.settings import load_settings
+from tests.engines.openai.upstream import MODELS, Upstream, chat_reply, sse
 from tests.fakes import ScriptedEngine
-
-MODELS = {"object": "list", "data": [{"id": "org/up-7b", "object": "model", "created": 1,
-                                      "owned_by": "vllm", "max_model_len": 4096}]}
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-def chat_reply(text: str = "hi", **extra: object) -> dict:
-    choice = {"index": 0, "message": {"role": "assistant", "content": text},
-              "finish_reason": "stop", **extra}
-    return {"id": "x", "object": "chat.completion", "choices": [choice],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}
-
-
-class Upstream:
-    """A scripted upstream: `/models` always works; other paths answer from `replies`."""
-
-    def __init__(self, *replies: httpx.Response | Exception | Handler) -> None:
-        self.replies = list(replies)
-        self.seen: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/models"):
-            return httpx.Response(200, json=MODELS)
-        self.seen.append(request)
-        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        if isinstance(reply, Exception):
-            raise reply
-        return reply(request) if callable(reply) else reply
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(r.content) for r in self.seen]
 
 
 def engine_for(upstream: Upstream, **kw: object) -> OpenAIEngine:
@@ -63,22 +27,6 @@ def engine_for(upstream: Upstream, **kw: object) -> OpenAIEngine:
 
 def chat(**kw: object) -> GenerationRequest:
     return GenerationRequest(messages=[{"role": "user", "content": "hello"}], **kw)  # type: ignore[arg-type]
-
-
-def test_structured_output_request_shape_is_current_vllm() -> None:
-    schema = {"type": "object", "properties": {"score": {"type": "integer"}}}
-    body = request_body(chat(constraint=OutputConstraint(json_schema=schema)), "m", stream=False)
-    assert body["response_format"] == {"type": "json_schema", "json_schema": {
-        "name": "output", "schema": schema, "strict": True}}
-    regex = request_body(GenerationRequest(prompt="p", constraint=OutputConstraint(regex="[0-9]")),
-                         "m", stream=True)
-    assert regex["structured_outputs"] == {"regex": "[0-9]"}
-    assert regex["stream_options"] == {"include_usage": True}
-    choice = request_body(chat(constraint=OutputConstraint(choice=("yes", "no"))), "m",
-                          stream=False)
-    assert choice["structured_outputs"] == {"choice": ["yes", "no"]}
-    for b in (body, regex, choice):
-        assert not [k for k in b if k.startswith("guided_")]
 
 
 async def test_start_discovers_model_and_chat_maps_text_logprobs_usage() -> None:
@@ -119,80 +67,12 @@ async def test_prompt_goes_to_completions_with_logprobs() -> None:
     await engine.close()
 
 
-async def test_5xx_and_connection_errors_are_retried_then_succeed() -> None:
-    upstream = Upstream(httpx.Response(503, json={"error": {"message": "busy"}}),
-                        httpx.ConnectError("refused"),
-                        httpx.Response(200, json=chat_reply("ok")))
-    engine = engine_for(upstream, model="m")
-    assert (await engine.generate(chat())).text == "ok"
-    assert len(upstream.seen) == 3
-    await engine.close()
-
-
-async def test_exhausted_retries_become_502_with_upstream_message() -> None:
-    upstream = Upstream(httpx.Response(500, json={"error": {"message": "CUDA out of memory"}}))
-    engine = engine_for(upstream, model="m", retries=1)
-    with pytest.raises(UpstreamError) as info:
-        await engine.generate(chat())
-    assert info.value.status == 502 and "CUDA out of memory" in info.value.message
-    assert len(upstream.seen) == 2
-    await engine.close()
-
-
 async def test_unreachable_upstream_is_502() -> None:
     engine = engine_for(Upstream(httpx.ConnectError("connection refused")), model="m")
     with pytest.raises(UpstreamError) as info:
         await engine.generate(chat())
     assert info.value.status == 502 and "cannot be reached" in info.value.message
     await engine.close()
-
-
-async def test_read_timeout_is_504_and_not_retried() -> None:
-    upstream = Upstream(httpx.ReadTimeout("slow"))
-    engine = engine_for(upstream, model="m", timeout=3)
-    with pytest.raises(UpstreamTimeoutError) as info:
-        await engine.generate(chat())
-    assert info.value.status == 504 and "UPSTREAM_TIMEOUT" in info.value.message
-    assert len(upstream.seen) == 1
-    await engine.close()
-
-
-async def test_client_errors_keep_status_and_message() -> None:
-    too_long = {"object": "error", "message": "prompt is too long (5000 > 4096)", "code": 400}
-    engine = engine_for(Upstream(httpx.Response(400, json=too_long)), model="m")
-    with pytest.raises(InvalidInputError) as info:
-        await engine.generate(chat())
-    assert info.value.status == 400 and "prompt is too long" in info.value.message
-    engine = engine_for(Upstream(httpx.Response(404, json={"detail": "no such model"})),
-                        model="m")
-    with pytest.raises(NotFoundError):
-        await engine.generate(chat())
-    await engine.close()
-
-
-async def test_429_honours_retry_after_then_maps_to_rate_limit() -> None:
-    upstream = Upstream(httpx.Response(429, headers={"Retry-After": "0"},
-                                       json={"error": {"message": "slow down"}}))
-    engine = engine_for(upstream, model="m", retries=1)
-    with pytest.raises(RateLimitError) as info:
-        await engine.generate(chat())
-    assert info.value.status == 429 and len(upstream.seen) == 2
-    await engine.close()
-
-
-async def test_bad_credentials_name_the_setting() -> None:
-    engine = engine_for(Upstream(httpx.Response(401, json={"error": {"message": "bad key"}})),
-                        model="m")
-    with pytest.raises(UpstreamError) as info:
-        await engine.generate(chat())
-    assert "OPENAI_API_KEY" in info.value.message and info.value.status == 502
-    await engine.close()
-
-
-def sse(*chunks: dict | str) -> httpx.Response:
-    lines = [f"data: {c if isinstance(c, str) else json.dumps(c)}\n\n" for c in chunks]
-    return httpx.Response(200, headers={"content-type": "text/event-stream"},
-                          content="".join(lines).encode())
 
 
 async def test_stream_parses_sse_and_reports_usage_on_last_delta() -> None:
@@ -259,6 +139,44 @@ async def test_abort_ends_a_pending_generate_with_abort() -> None:
     await engine.close()
 
 
+async def test_queue_depth_counts_requests_in_flight_upstream_and_running_is_unknown() -> None:
+    release = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json=chat_reply("done"))
+
+    engine = OpenAIEngine("http://up/v1", model="m", transport=httpx.MockTransport(slow))
+    assert (engine.queue_depth, engine.running) == (0, None)
+    tasks = [asyncio.create_task(engine.generate(chat())) for _ in range(3)]
+    while engine.queue_depth < 3:
+        await asyncio.sleep(0.001)
+    assert engine.running is None  # the upstream does not say how many it decodes
+    release.set()
+    assert [r.text for r in await asyncio.wait_for(asyncio.gather(*tasks), 5)] == ["done"] * 3
+    assert engine.queue_depth == 0
+    await engine.close()
+
+
+async def test_abort_ends_a_stream_with_abort_and_its_counts() -> None:
+    def delta(text: str) -> dict:
+        return {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+
+    upstream = Upstream(sse(delta("one"), delta(" two"), delta(" three"), "[DONE]"))
+    engine = engine_for(upstream, model="m")
+    request = chat()
+    deltas = []
+    async for d in engine.stream(request):
+        deltas.append(d)
+        if len(deltas) == 1:
+            await engine.abort(request.request_id)
+    assert [d.text for d in deltas] == ["one", ""]
+    assert deltas[-1].finish_reason == "abort"
+    assert deltas[-1].completion_tokens == 1 and deltas[-1].prompt_tokens >= 1
+    assert engine.queue_depth == 0
+    await engine.close()
+
+
 async def test_generates_through_a_real_evalserve_app(settings) -> None:  # noqa: ANN001
     scripted = ScriptedEngine(lambda r: "proxied answer")
     app = build_app(settings, engine=scripted)
@@ -282,8 +200,10 @@ def test_from_settings_requires_an_endpoint() -> None:
     with pytest.raises(ConfigurationError, match="VLLM_ENDPOINT"):
         OpenAIEngine.from_settings(load_settings(engine="openai"))
     engine = OpenAIEngine.from_settings(load_settings(
-        vllm_endpoint="http://vllm:8000/v1/completions", upstream_retries=5, max_num_seqs=7))
+        vllm_endpoint="http://vllm:8000/v1/completions", upstream_retries=5, max_num_seqs=7,
+        upstream_timeout=9))
     assert engine.base_url == "http://vllm:8000/v1" and engine.retries == 5
+    assert engine.timeout == 9
     assert engine.capacity == 7
 
 

@@ -1,0 +1,9 @@
+"""The `openai` engine: evalserve in front of any OpenAI-compatible server (`vllm serve`,
+llama.cpp, TGI, SGLang, another evalserve)."""
+
+from __future__ import annotations
+
+from evalserve.engines.openai.engine import OpenAIEngine
+from evalserve.engines.openai.protocol import request_body
+
+__all__ = ["OpenAIEngine", "request_body"]
