@@ -25,6 +25,7 @@ __all__ = [
     "RelevanceFn",
     "FactualityFn",
     "measure",
+    "read_targets_file",
     "targets_from_values",
 ]
 
@@ -116,16 +117,7 @@ class CalibrationTargets:
     @classmethod
     def load(cls, path: str | Path) -> CalibrationTargets:
         """Read a targets JSON file written by `calibrate`."""
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise InvalidInputError(
-                f"targets file {str(p)!r} not found: run `evalserve calibrate` first"
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"targets file {str(p)!r} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(read_targets_file(path))
 
     def save(self, path: str | Path) -> Path:
         """Write the targets as JSON; return the path."""
@@ -133,6 +125,23 @@ class CalibrationTargets:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return p
+
+
+def read_targets_file(path: str | Path) -> dict[str, Any]:
+    """The JSON object of a targets file written by `calibrate`, not yet checked metric by
+    metric (`CalibrationTargets.from_dict` does that; the HTTP client lets the server do it)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InvalidInputError(
+            f"targets file {str(p)!r} not found: run `evalserve calibrate` first"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"targets file {str(p)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"targets file {str(p)!r} must hold a JSON object")
+    return data
 
 
 def targets_from_values(
