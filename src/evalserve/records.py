@@ -1,20 +1,57 @@
 """Read and write rows of records: CSV, JSONL, or JSON (a list or `{"items": [...]}`).
 
 One reader for every file the CLI and the library take: items to grade, pairs to score,
-training data to calibrate on.
+training data to calibrate on; one writer family for result records (`write_records` for
+files, `jsonl_line`, `csv_columns` and `csv_row` for the job export that streams them).
+`TEXT_FIELDS` is the one table of which fields hold the text scored and its reference.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalserve.errors import InvalidInputError
 
-__all__ = ["first_text", "read_records", "write_records"]
+__all__ = [
+    "TEXT_FIELDS",
+    "TextFields",
+    "csv_columns",
+    "csv_row",
+    "first_text",
+    "jsonl_line",
+    "read_records",
+    "write_records",
+]
+
+
+@dataclass(frozen=True)
+class TextFields:
+    """Field names, in order of preference, of the text scored and of its reference."""
+
+    prediction: tuple[str, ...]
+    reference: tuple[str, ...]
+
+
+#: The column aliases of each surface that scores a text against a reference. They differ on
+#: purpose, as documented (docs/metrics-api.md): in a file for `evalserve metrics`, `answer`
+#: is the reference answer the prediction is compared with; in a job item, `answer` is the
+#: judged answer (judge-1-5's alias of `predictions`) and the reference is named as such.
+TEXT_FIELDS: dict[str, TextFields] = {
+    "metrics_file": TextFields(
+        prediction=("prediction", "predictions", "generated", "response"),
+        reference=("reference", "references", "original", "answer"),
+    ),
+    "job_item": TextFields(
+        prediction=("predictions", "prediction", "response", "respuesta", "answer",
+                    "generated", "output"),
+        reference=("reference", "reference_answer", "references"),
+    ),
+}
 
 
 def first_text(row: Mapping[str, Any], names: Sequence[str]) -> str | None:
@@ -65,25 +102,40 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     raise InvalidInputError(f"{path}: use a .csv, .jsonl or .json file")
 
 
-def write_records(records: list[dict[str, Any]], path: Path) -> None:
-    """Write result records by the suffix of `path`: `.jsonl` (default), `.json`, `.csv`."""
+def jsonl_line(record: Mapping[str, Any]) -> str:
+    """One JSONL line (newline included), non-ASCII kept."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def csv_columns(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The union of the records' keys, in order of first appearance (the CSV header)."""
+    columns: dict[str, None] = {}
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    return list(columns)
+
+
+def csv_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as a CSV row: nested values (objects, lists) JSON-encoded."""
+    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+            for k, v in record.items()}
+
+
+def write_records(records: list[dict[str, Any]], path: Path, fmt: str | None = None) -> None:
+    """Write result records by the suffix of `path` (or `fmt`): `.jsonl` (default), `.json`,
+    `.csv`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
+    kind = fmt or path.suffix.lower().lstrip(".")
+    if kind == "json":
         path.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
-    elif suffix == ".csv":
-        columns: dict[str, None] = {}
-        for record in records:
-            columns.update(dict.fromkeys(record))
+    elif kind == "csv":
         with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(columns))
+            writer = csv.DictWriter(fh, fieldnames=csv_columns(records))
             writer.writeheader()
             for record in records:
-                writer.writerow({k: json.dumps(v, ensure_ascii=False)
-                                 if isinstance(v, dict | list) else v
-                                 for k, v in record.items()})
+                writer.writerow(csv_row(record))
     else:
         with path.open("w", encoding="utf-8") as fh:
             for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                fh.write(jsonl_line(record))

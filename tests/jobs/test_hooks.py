@@ -11,6 +11,7 @@ from evalserve.engines.base import GenerationRequest
 from evalserve.errors import InvalidInputError
 from evalserve.jobs.hooks import MetricsHook, metrics_hook_component, validate_job_metrics
 from evalserve.jobs.runner import ITEM_HOOKS
+from evalserve.judge.factuality import build_metrics_service
 from evalserve.metrics import readability, rouge_l
 from evalserve.metrics.service import MetricsService
 from evalserve.settings import Settings
@@ -38,7 +39,7 @@ def service(settings: Settings, engine: ScriptedEngine) -> MetricsService:
     async def ready() -> ScriptedEngine:
         return engine
 
-    return MetricsService(settings, engine=ready)
+    return build_metrics_service(settings, ready)
 
 
 async def test_scores_answer_against_reference(settings: Settings) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from evalserve.errors import InvalidInputError
-from evalserve.judge.prompts import build_messages
 from evalserve.judge.promptfile import rubric_from_prompt_file
+from evalserve.judge.prompts import build_messages
 
 RUSSIAN = """\
 Вы являетесь экспертным оценщиком качества ответов. Оцените ответ по шкале от 1 до 5.

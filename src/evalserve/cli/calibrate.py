@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evalserve.cli.options import EngineOpt, ModelOpt
-from evalserve.metrics.service import local_service
+from evalserve.judge.factuality import local_service
 from evalserve.settings import load_settings
 
 __all__ = ["calibrate"]

@@ -8,8 +8,6 @@ reference from `reference`, `references`, `original`, `answer`.
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,8 +18,9 @@ from rich.table import Table
 
 from evalserve.cli.options import EngineOpt, ModelOpt
 from evalserve.errors import InvalidInputError
-from evalserve.metrics.service import local_service
-from evalserve.records import read_records
+from evalserve.judge.factuality import local_service
+from evalserve.metrics.names import PAIR_METRICS, parse_metric_names
+from evalserve.records import TEXT_FIELDS, read_records, write_records
 from evalserve.settings import load_settings
 
 if TYPE_CHECKING:
@@ -35,8 +34,9 @@ __all__ = [
     "write_scores",
 ]
 
-PREDICTION_COLUMNS: tuple[str, ...] = ("prediction", "predictions", "generated", "response")
-REFERENCE_COLUMNS: tuple[str, ...] = ("reference", "references", "original", "answer")
+#: The file's columns (`evalserve.records.TEXT_FIELDS["metrics_file"]`).
+PREDICTION_COLUMNS: tuple[str, ...] = TEXT_FIELDS["metrics_file"].prediction
+REFERENCE_COLUMNS: tuple[str, ...] = TEXT_FIELDS["metrics_file"].reference
 
 _LABELS = {
     "rouge_l": "ROUGE-L F1",
@@ -81,18 +81,8 @@ def read_scoring_file(path: str | Path) -> tuple[list[str], list[str | None] | N
 def write_scores(path: str | Path, ids: list[Any], scores: PairScores) -> Path:
     """Per-row scores as JSONL (or CSV when `path` ends in .csv): `id` then the metrics."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     records = [{"id": i, **row} for i, row in zip(ids, scores.rows)]
-    if p.suffix.lower() == ".csv":
-        with p.open("w", newline="", encoding="utf-8") as f:
-            fields = list(records[0]) if records else ["id"]
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(records)
-    else:
-        with p.open("w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    write_records(records, p, fmt="csv" if p.suffix.lower() == ".csv" else "jsonl")
     return p
 
 
@@ -130,13 +120,9 @@ def metrics(
     Factuality is AlignScore when ALIGNSCORE_CKPT is set, else an LLM judge on the
     configured model (loaded for the purpose).
     """
-    from evalserve.metrics.service import parse_metric_names
-
     names = parse_metric_names(metric)
     settings = load_settings(engine=engine, model_name=model)
     preds, refs, ids = read_scoring_file(file)
-    from evalserve.metrics.service import PAIR_METRICS
-
     if refs is None and PAIR_METRICS.intersection(names):
         raise InvalidInputError(
             f"{file} has no reference column ({', '.join(REFERENCE_COLUMNS)}), needed by "

@@ -11,6 +11,7 @@ from typing import Any
 from evalserve.errors import InvalidInputError
 from evalserve.jobs.models import Job
 from evalserve.jobs.store import JobStore
+from evalserve.records import csv_row, jsonl_line
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "export_results", "iter_records"]
 
@@ -36,10 +37,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _cell(value: Any) -> Any:
-    return _dumps(value) if isinstance(value, dict | list) else value
-
-
 async def export_results(store: JobStore, job: Job, fmt: str) -> AsyncIterator[str]:
     """The job's results as text chunks: `json` is `{"job_id", "status", "total", "completed",
     "results": [...]}`, `jsonl` one record per line, `csv` one row per record (nested values
@@ -48,7 +45,7 @@ async def export_results(store: JobStore, job: Job, fmt: str) -> AsyncIterator[s
         raise InvalidInputError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     if fmt == "jsonl":
         async for record in iter_records(store, job.id):
-            yield _dumps(record) + "\n"
+            yield jsonl_line(record)
     elif fmt == "json":
         head = {"job_id": job.id, "status": job.status.value, "total": job.total,
                 "completed": job.completed}
@@ -66,7 +63,7 @@ async def export_results(store: JobStore, job: Job, fmt: str) -> AsyncIterator[s
         writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         async for record in iter_records(store, job.id):
-            writer.writerow({k: _cell(v) for k, v in record.items()})
+            writer.writerow(csv_row(record))
             if buf.tell() > 65536:
                 yield buf.getvalue()
                 buf.seek(0)

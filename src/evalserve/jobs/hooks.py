@@ -29,8 +29,10 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from evalserve.metrics.service import MetricsService, parse_metric_names
-from evalserve.records import first_text
+from evalserve.judge.factuality import build_metrics_service
+from evalserve.metrics.names import parse_metric_names
+from evalserve.metrics.service import MetricsService
+from evalserve.records import TEXT_FIELDS, first_text
 
 __all__ = [
     "ANSWER_FIELDS",
@@ -40,10 +42,9 @@ __all__ = [
     "validate_job_metrics",
 ]
 
-ANSWER_FIELDS: tuple[str, ...] = (
-    "predictions", "prediction", "response", "respuesta", "answer", "generated", "output",
-)
-REFERENCE_FIELDS: tuple[str, ...] = ("reference", "reference_answer", "references")
+#: A job item's answer and reference fields (`evalserve.records.TEXT_FIELDS["job_item"]`).
+ANSWER_FIELDS: tuple[str, ...] = TEXT_FIELDS["job_item"].prediction
+REFERENCE_FIELDS: tuple[str, ...] = TEXT_FIELDS["job_item"].reference
 
 
 def validate_job_metrics(names: Iterable[str] | None) -> list[str]:
@@ -108,7 +109,7 @@ def metrics_hook_component(state: Any) -> contextlib.AbstractAsyncContextManager
 
         service = state.services.get("metrics_service")
         if service is None:
-            service = MetricsService(state.settings, engine=state.wait_engine)
+            service = build_metrics_service(state.settings, state.wait_engine)
             state.services["metrics_service"] = service
         hook = MetricsHook(service)
         ITEM_HOOKS.append(hook)

@@ -43,11 +43,16 @@ log = logging.getLogger(__name__)
 _DENSE_SCRIPTS = {"ru": 1.0, "uk": 1.0, "bg": 1.0, "el": 1.0, "ar": 1.0, "he": 1.0,
                   "hi": 1.5, "th": 1.5, "zh": 2.0, "ja": 2.0, "ko": 2.0}
 _RETRY_TEMPERATURE = 0.7
+#: `max_tokens` of a `format: score` answer, `{"score": N}` (some room for whitespace).
+_SCORE_ONLY_TOKENS = 16
 
 
 def feedback_token_budget(rubric: Rubric) -> int:
     """Generous `max_tokens` for a feedback of `max_feedback_chars` plus the JSON around it:
-    chars/2 + 32 for Latin-script languages, more for denser scripts."""
+    chars/2 + 32 for Latin-script languages, more for denser scripts; a `score` rubric's
+    `{"score": N}` takes a few tokens."""
+    if rubric.format == "score":
+        return _SCORE_ONLY_TOKENS
     per_char = _DENSE_SCRIPTS.get(rubric.language.lower(), 0.5)
     return int(rubric.max_feedback_chars * per_char) + 32
 

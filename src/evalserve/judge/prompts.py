@@ -78,8 +78,11 @@ def render_item(rubric: Rubric, item: dict[str, Any]) -> str:
 
 
 def format_instruction(rubric: Rubric, *, json_output: bool) -> str:
-    """One line telling the model the answer format, scale, language and length."""
+    """One line telling the model the answer format, scale, language and length (for
+    `format: score`, the score alone: `Answer with JSON: {"score": <1-5>}.`)."""
     lang = language_name(rubric.language)
+    if rubric.format == "score":
+        return f'Answer with JSON: {{"{rubric.score_field}": <{rubric.scale_text}>}}.'
     if json_output:
         # No placeholder text inside the JSON: small models copy it verbatim.
         return (
@@ -96,6 +99,8 @@ def format_instruction(rubric: Rubric, *, json_output: bool) -> str:
 
 def answer_text(rubric: Rubric, score: int, feedback: str, *, json_output: bool) -> str:
     """How the judge's answer looks: the JSON object, or `Feedback: ... [RESULT] N`."""
+    if rubric.format == "score":
+        return json.dumps({rubric.score_field: score})
     if json_output:
         return json.dumps({rubric.feedback_field: feedback, rubric.score_field: score},
                           ensure_ascii=False)
@@ -121,7 +126,12 @@ def build_messages(rubric: Rubric, item: dict[str, Any], *, json_output: bool) -
 
 
 def output_schema(rubric: Rubric) -> dict[str, Any]:
-    """JSON schema of the answer: feedback first (bounded), score last (an enum of the scale)."""
+    """JSON schema of the answer: feedback first (bounded), score last (an enum of the scale);
+    the score alone for `format: score`."""
+    score = {"type": "integer", "enum": list(rubric.scale)}
+    if rubric.format == "score":
+        return {"type": "object", "properties": {rubric.score_field: score},
+                "required": [rubric.score_field], "additionalProperties": False}
     return {
         "type": "object",
         "properties": {
@@ -130,7 +140,7 @@ def output_schema(rubric: Rubric) -> dict[str, Any]:
                 "minLength": min(20, rubric.max_feedback_chars),
                 "maxLength": rubric.max_feedback_chars,
             },
-            rubric.score_field: {"type": "integer", "enum": list(rubric.scale)},
+            rubric.score_field: score,
         },
         "required": [rubric.feedback_field, rubric.score_field],
         "additionalProperties": False,

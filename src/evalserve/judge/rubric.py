@@ -75,10 +75,11 @@ class Rubric(BaseModel):
     """Few-shot examples: the item fields plus `score` and `feedback`."""
     score_field: str = "score"
     feedback_field: str = "feedback"
-    format: Literal["json", "prometheus", "text"] = "json"
+    format: Literal["json", "prometheus", "text", "score"] = "json"
     """`json`: `{"<feedback_field>", "<score_field>"}`, schema-constrained where the engine can;
     `prometheus`: `Feedback: ... [RESULT] N`; `text`: free text (a prompt file), parsed, and
-    JSON-constrained where the engine can."""
+    JSON-constrained where the engine can; `score`: `{"<score_field>": N}` alone, no feedback
+    (a judge used as a metric, e.g. the built-in `factuality`)."""
     max_feedback_chars: int = Field(300, ge=20, le=4000)
 
     # --- validation ---
@@ -151,6 +152,8 @@ class Rubric(BaseModel):
         score = example.get("score", example.get(self.score_field))
         if isinstance(score, bool) or not isinstance(score, int) or score not in self.scale:
             raise ValueError(f"examples[{i}] needs a score in the scale {self.scale}")
+        if self.format == "score":
+            return
         feedback = example.get("feedback", example.get(self.feedback_field))
         if not isinstance(feedback, str) or not feedback.strip():
             raise ValueError(f"examples[{i}] needs a non-empty feedback text")
@@ -174,7 +177,7 @@ class Rubric(BaseModel):
     def example_answer(self, example: dict[str, Any]) -> tuple[int, str]:
         """The (score, feedback) of a few-shot example."""
         score = example.get("score", example.get(self.score_field))
-        feedback = example.get("feedback", example.get(self.feedback_field))
+        feedback = example.get("feedback", example.get(self.feedback_field, ""))
         return int(score), str(feedback)
 
     def hash(self) -> str:

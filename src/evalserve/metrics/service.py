@@ -3,38 +3,27 @@
 `MetricsService` is what the HTTP routes, the CLI and the job hook call. It runs the metric
 functions of `evalserve.metrics` in worker threads (`asyncio.to_thread`: they are CPU or torch
 bound), picks the factuality method (AlignScore when `ALIGNSCORE_CKPT` is set, else the LLM
-judge of `evalserve.metrics_judge` through the engine), and passes the configured models
+judge it is given, `evalserve.judge.factuality`), and passes the configured models
 (`BERTSCORE_MODEL_DIR`, `ALIGNSCORE_*`, `DEVICE`). The model-based metrics load their models
 on first use and keep them for the life of the process (the library caches them).
 
-Flat per-item names used by `score_pairs` (the CLI's `--out` rows and the job records):
-``rouge_l`` (ROUGE-L F1 of the prediction against the reference), ``fkgl``, ``smog``,
-``dale_chall`` (readability of the prediction), ``relevance`` (BERTScore F1 of the prediction
-against the reference) and ``factuality`` (prediction checked against the reference).
+`score_pairs` gives the flat per-item names of `evalserve.metrics.names`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalserve.errors import ConfigurationError, InvalidInputError
 from evalserve.metrics._validation import check_pairs, check_texts
+from evalserve.metrics.names import parse_metric_names, split_lang
 
 if TYPE_CHECKING:
-    from evalserve.engines.base import Engine
     from evalserve.metrics import (
         CalibrationTargets,
         FactualityResult,
@@ -45,78 +34,12 @@ if TYPE_CHECKING:
     )
     from evalserve.settings import Settings
 
-__all__ = [
-    "METRIC_NAMES",
-    "PAIR_METRICS",
-    "MetricsService",
-    "PairScores",
-    "Summary",
-    "parse_metric_names",
-    "split_lang",
-    "local_service",
-    "SUMMARY_INSTRUCTION",
-]
+__all__ = ["FactualityJudge", "MetricsService", "PairScores"]
 
 log = logging.getLogger(__name__)
 
-#: Metric names accepted by `score_pairs`, the CLI's `--metric` and a job's `metrics`.
-METRIC_NAMES: tuple[str, ...] = ("rouge_l", "readability", "relevance", "factuality")
-#: The metrics that compare a prediction with a reference (the others need the text only).
-PAIR_METRICS: frozenset[str] = frozenset({"rouge_l", "relevance", "factuality"})
-_ALIASES = {"rouge": "rouge_l", "rougel": "rouge_l", "rouge-l": "rouge_l", "bertscore": "relevance",
-            "alignscore": "factuality"}
-
-SUMMARY_INSTRUCTION = (
-    "Write a plain-language summary of the text below for a reader without medical or "
-    "technical training. Use short sentences and everyday words, explain any technical term "
-    "you keep, keep every important fact and number, and add nothing that is not in the text. "
-    "Write the summary in the same language as the text. Answer with the summary only."
-)
-
-EngineProvider = Callable[[], Awaitable["Engine"]]
-
-
-def parse_metric_names(names: str | Iterable[str]) -> list[str]:
-    """Canonical metric names from a list or a comma-separated string (order kept, no repeats).
-
-    Raises:
-        InvalidInputError: an unknown name (the message lists the known ones) or none at all.
-    """
-    raw = names.split(",") if isinstance(names, str) else list(names)
-    out: list[str] = []
-    for name in raw:
-        if not isinstance(name, str):
-            raise InvalidInputError(f"metric names must be strings, got {name!r}")
-        key = name.strip().lower()
-        if not key:
-            continue
-        key = _ALIASES.get(key, key)
-        if key not in METRIC_NAMES:
-            raise InvalidInputError(
-                f"unknown metric {name.strip()!r}: use any of {', '.join(METRIC_NAMES)}"
-            )
-        if key not in out:
-            out.append(key)
-    if not out:
-        raise InvalidInputError(f"no metric named: use any of {', '.join(METRIC_NAMES)}")
-    return out
-
-
-def split_lang(lang: str) -> tuple[str, str]:
-    """(ROUGE language, readability language) for one `lang` option.
-
-    ``auto`` is ROUGE's per-pair detection and English readability; ``zh...`` is Chinese ROUGE
-    (readability has no Chinese formula and says so); any other code (``en``, ``es``...) is
-    English ROUGE tokenization and that language's readability syllables.
-    """
-    if not isinstance(lang, str) or not lang.strip():
-        raise InvalidInputError("`lang` must be a language code such as 'en', 'es', 'zh' or 'auto'")
-    code = lang.strip()
-    if code == "auto":
-        return "auto", "en"
-    if code.lower().startswith("zh"):
-        return "zh", code
-    return "en", code
+#: The LLM-judge factuality a `MetricsService` is given: (originals, generated) -> result.
+FactualityJudge = Callable[[Sequence[str], Sequence[str]], Awaitable["FactualityResult"]]
 
 
 @dataclass
@@ -129,17 +52,6 @@ class PairScores:
     methods: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Summary:
-    """A generated plain-language summary."""
-
-    summary: str
-    model: str
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-
-
 def _device(settings: Settings) -> str | None:
     return None if settings.device == "auto" else settings.device
 
@@ -148,29 +60,25 @@ class MetricsService:
     """Metric computations for one process, configured by `settings`.
 
     Args:
-        settings: the service settings (models, device, generation defaults).
-        engine: a coroutine function returning the ready engine; needed for the LLM-judge
-            factuality (when no AlignScore checkpoint is set) and for `summarize`.
+        settings: the service settings (models, device).
+        factuality_judge: the LLM-judge factuality, used when no AlignScore checkpoint is
+            set: ``await factuality_judge(originals, generated)`` gives a
+            `FactualityResult` (`evalserve.judge.factuality.FactualityJudge`; the
+            server and the CLI build this service with
+            `evalserve.judge.factuality.build_metrics_service`).
     """
 
-    def __init__(self, settings: Settings, engine: EngineProvider | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, factuality_judge: FactualityJudge | None = None
+    ) -> None:
         self.settings = settings
-        self._engine = engine
+        self._factuality_judge = factuality_judge
 
     # --- configuration -----------------------------------------------------------------
     @property
     def factuality_method(self) -> str:
         """``"alignscore"`` when `ALIGNSCORE_CKPT` is set, else ``"llm_judge"``."""
         return "alignscore" if self.settings.alignscore_ckpt else "llm_judge"
-
-    async def engine(self) -> Engine:
-        """The engine, once loaded."""
-        if self._engine is None:
-            raise ConfigurationError(
-                "no engine to run the LLM judge: set ALIGNSCORE_CKPT (and ALIGNSCORE_ROBERTA_DIR) "
-                "for AlignScore factuality"
-            )
-        return await self._engine()
 
     # --- one metric each -----------------------------------------------------------------
     async def rouge(
@@ -233,10 +141,12 @@ class MetricsService:
         origs, gens = check_pairs("originals", originals, "generated", generated)
         if self.factuality_method == "alignscore":
             return await asyncio.to_thread(self._alignscore_sync, origs, gens)
-        from evalserve.metrics_judge import judge_factuality
-
-        engine = await self.engine()
-        return await judge_factuality(engine, origs, gens, self.settings.max_model_len)
+        if self._factuality_judge is None:
+            raise ConfigurationError(
+                "no engine to run the LLM judge: set ALIGNSCORE_CKPT (and ALIGNSCORE_ROBERTA_DIR) "
+                "for AlignScore factuality"
+            )
+        return await self._factuality_judge(origs, gens)
 
     def _blocking_factuality(
         self, loop: asyncio.AbstractEventLoop
@@ -393,67 +303,3 @@ class MetricsService:
             if values:
                 means[name] = sum(values) / len(values)  # type: ignore[arg-type]
         return PairScores(rows, means, fact_method, methods)
-
-    # --- generation -----------------------------------------------------------------------
-    async def summarize(
-        self,
-        text: str,
-        *,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        repeat_penalty: float | None = None,
-    ) -> Summary:
-        """A plain-language summary of `text` (seed 002's `/generate`), with the seed's
-        sampling settings (`MAX_NEW_TOKENS`, `TEMPERATURE`, `TOP_P`, `REPEAT_PENALTY`) unless
-        overridden."""
-        from evalserve.engines.base import GenerationRequest
-
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInputError("`text` is empty: send the text to summarise")
-        s = self.settings
-        engine = await self.engine()
-        request = GenerationRequest(
-            messages=[
-                {"role": "system", "content": SUMMARY_INSTRUCTION},
-                {"role": "user", "content": text},
-            ],
-            max_tokens=max_new_tokens or s.max_new_tokens,
-            temperature=s.temperature if temperature is None else temperature,
-            top_p=s.top_p if top_p is None else top_p,
-            repetition_penalty=s.repeat_penalty if repeat_penalty is None else repeat_penalty,
-        )
-        result = await engine.generate(request)
-        out = result.outputs[0]
-        return Summary(
-            summary=out.text.strip(),
-            model=engine.model_id,
-            finish_reason=out.finish_reason,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=out.completion_tokens,
-        )
-
-
-@contextlib.asynccontextmanager
-async def local_service(settings: Settings) -> AsyncIterator[MetricsService]:
-    """A `MetricsService` outside the server (CLI, scripts): its engine, needed only by the
-    LLM-judge factuality and `summarize`, is created from `settings` and started on first use,
-    and closed on exit."""
-    started: list[Engine] = []
-    lock = asyncio.Lock()
-
-    async def engine() -> Engine:
-        async with lock:
-            if not started:
-                from evalserve.engines.registry import create_engine
-
-                eng = create_engine(settings)
-                await eng.start()
-                started.append(eng)
-            return started[0]
-
-    try:
-        yield MetricsService(settings, engine=engine)
-    finally:
-        for eng in started:
-            await eng.close()

@@ -85,6 +85,17 @@ def log_cli_run(
     )
 
 
+def _served_model(server: str, token: str | None) -> str:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(server.rstrip("/") + "/v1/models", headers=headers, timeout=30)
+        return str(answer.json()["data"][0]["id"])
+    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        return "unknown"
+
+
 def _tracking_rubric(rubric: Rubric | Mapping[str, Any] | None, name: str | None) -> Rubric:
     from evalserve.judge.rubric import Rubric, load_rubric
 
@@ -122,9 +133,7 @@ def log_cli_evaluation(
 
     settings = settings or load_settings()
     if server:
-        from evalserve.client.models import served_model_id
-
-        model, engine = served_model_id(server, token), f"server {server}"
+        model, engine = _served_model(server, token), f"server {server}"
     else:
         from evalserve.engines.registry import create_engine
 

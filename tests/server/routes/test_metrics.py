@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from evalserve.engines.base import GenerationRequest, TokenLogprob
+from evalserve.generation.summary import SUMMARY_INSTRUCTION
 from evalserve.metrics import readability, rouge_l
-from evalserve.metrics.service import SUMMARY_INSTRUCTION
-from evalserve.metrics_judge import SYSTEM_PROMPT
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
 from tests.fakes import ScriptedEngine, request_text
+from tests.judge.test_factuality import SYSTEM_PROMPT
 
 ORIGINALS = [
     "The patient took 20 mg of aspirin every day for two weeks and the fever went down.",

@@ -1,5 +1,6 @@
 """Seed 002's metric service: `POST /metrics/{rouge,relevance,factuality,readability}`,
-`POST /loss` and `POST /generate`. Thin: validate, call `MetricsService`, shape the answer."""
+`POST /loss` and `POST /generate`. Thin: validate, call `MetricsService` (or
+`evalserve.generation.summary.summarize`), shape the answer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from evalserve.engines.base import GenerationRequest
+from evalserve.generation.summary import summarize
+from evalserve.judge.factuality import build_metrics_service
 from evalserve.metrics.service import MetricsService
 from evalserve.server.deps import StateDep
 from evalserve.server.protocol.metrics import (
@@ -45,7 +48,7 @@ def metrics_service(state: StateDep) -> MetricsService:
 
 
 def _build_service(state: AppState) -> MetricsService:
-    return MetricsService(state.settings, engine=state.wait_engine)
+    return build_metrics_service(state.settings, state.wait_engine)
 
 
 ServiceDep = Annotated[MetricsService, Depends(metrics_service)]
@@ -132,7 +135,7 @@ async def loss(body: LossRequest, service: ServiceDep) -> LossResponse:
 
 @router.post("/generate")
 async def generate(
-    body: GenerateRequest, service: ServiceDep, state: StateDep
+    body: GenerateRequest, state: StateDep
 ) -> GenerateResponse | PromptGenerateResponse:
     """Seed 002: a plain-language summary of `text`. With `prompt` instead (vLLM's legacy
     `/generate`, seed 004): the prompt completed as raw text, `{"text": [prompt + output]}`."""
@@ -148,7 +151,9 @@ async def generate(
         ))
         return PromptGenerateResponse(text=[body.prompt + result.text])
     assert body.text is not None
-    res = await service.summarize(
+    res = await summarize(
+        await state.wait_engine(),
+        state.settings,
         body.text,
         max_new_tokens=body.max_new_tokens or body.max_tokens,
         temperature=body.temperature,

@@ -1,5 +1,4 @@
-"""`evalserve.client.metrics` (seed 002's names, re-exported by `evalserve.client`) against
-the real app (scripted engine) and against canned answers.
+"""`evalserve.client` against the real app (scripted engine) and against canned answers.
 
 The client against a real server process and the real model: tests/e2e/test_metrics_api.py.
 """
