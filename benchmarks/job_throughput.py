@@ -91,7 +91,7 @@ def start_server(data_dir: Path, env: dict[str, str], args: list[str] | None = N
 
 def run_job(url: str, body: dict[str, Any]) -> tuple[float, dict[int, float], str]:
     """Submit, follow to `complete`; (seconds, receive wall time per event id, job id)."""
-    from evalserve.jobs.remote import parse_sse
+    from evalserve.client.sse import parse_sse
 
     start = time.perf_counter()
     job_id = httpx.post(url + "/evaluate", json=body, timeout=300).json()["job_id"]

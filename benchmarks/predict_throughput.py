@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from evalserve.cli.bench import token_counter
+from evalserve.generation.bench import token_counter
 from evalserve.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

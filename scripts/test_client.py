@@ -4,18 +4,21 @@
     python scripts/test_client.py --test basic          # 1 item, stream to `complete`
     python scripts/test_client.py --test full --url http://localhost:8000   # 20 items, checks
 
-Exits 0 when every event has the seed's shape, 1 otherwise. Needs only httpx.
+Exits 0 when every event has the seed's shape, 1 otherwise. Reads the stream with
+`evalserve.client.sse` (the one SSE reader of evalserve's clients).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+
+from evalserve.client.sse import parse_sse
 
 ITEM = {"id_alumno": "TEST_001", "curso": "3r ESO", "consigna": "Explica la fotosíntesi",
         "respuesta": "La fotosíntesi és quan les plantes fan menjar amb la llum del sol."}
@@ -38,19 +41,12 @@ def items(n: int) -> list[dict[str, str]]:
             for i in range(n)]
 
 
-def events(client: httpx.Client, job_id: str):  # noqa: ANN201 - yields (event, data)
-    event, data = "message", []
+def events(client: httpx.Client, job_id: str) -> Iterator[tuple[str, Any]]:
+    """(event, data) of the job's stream, read with evalserve's own SSE reader."""
     with client.stream("GET", f"/stream/{job_id}", timeout=httpx.Timeout(10, read=600)) as resp:
         resp.raise_for_status()
-        for line in resp.iter_lines():
-            if not line:
-                if data:
-                    yield event, json.loads("\n".join(data))
-                event, data = "message", []
-            elif line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
+        for message in parse_sse(resp.iter_lines()):
+            yield message.event, message.data
 
 
 def check_batch(data: dict[str, Any], total: int, problems: list[str]) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evalserve.cli.bench import estimate_tokens, read_qa
 from evalserve.cli.main import app
 from evalserve.engines import registry
 from evalserve.errors import InvalidInputError
@@ -99,27 +98,17 @@ def test_batch_and_concurrency_exclude_each_other(data: Path) -> None:
     assert "pick one" in result.exception.message
 
 
-@pytest.mark.parametrize(
-    ("content", "fragment"),
-    [("", "holds no prompt/answer lines"), ("{bad", ":1 is not JSON"),
-     ('{"prompt": "q"}\n', ':1 needs string fields "prompt" and "answer"')],
-)
-def test_bad_data_files_say_what_is_wrong(tmp_path: Path, content: str, fragment: str) -> None:
+def test_bad_data_files_stop_before_the_engine_starts(tmp_path: Path,
+                                                      engine: ScriptedEngine) -> None:
     path = tmp_path / "qa.jsonl"
-    path.write_text(content, encoding="utf-8")
-    with pytest.raises(InvalidInputError, match=fragment):
-        read_qa(path)
+    path.write_text('{"prompt": "q"}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["bench", "predict", str(path)])
+    assert isinstance(result.exception, InvalidInputError)
+    assert 'needs string fields "prompt" and "answer"' in result.exception.message
+    assert not engine.started
 
 
-def test_the_example_sets_are_readable() -> None:
-    root = Path(__file__).resolve().parents[2] / "examples"
-    zh, en = read_qa(root / "qa_zh.jsonl"), read_qa(root / "qa_en.jsonl")
-    assert len(zh) >= 30 and len(en) >= 30
-    assert any(c.isascii() and c.isalnum() for item in zh for c in item.answer)
-
-
-def test_estimate_counts_cjk_characters_and_word_pieces() -> None:
-    assert estimate_tokens("北京") == 2
-    assert estimate_tokens("hello world") == 4  # ceil(5/4) * 2
-    assert estimate_tokens("北京 is big") == 2 + 1 + 1
-    assert estimate_tokens("") == 0
+def test_the_engine_is_closed_after_the_run(data: Path, engine: ScriptedEngine) -> None:
+    result = CliRunner().invoke(app, ["bench", "predict", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    assert engine.started and engine.closed

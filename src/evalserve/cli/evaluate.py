@@ -9,6 +9,7 @@ to `--out`, and a summary (score distribution, unscored count, mean).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evalserve.cli.options import EngineOpt, ModelOpt
+from evalserve.client.http import first_token
 from evalserve.errors import EngineError, EvalserveError, InvalidInputError
 from evalserve.records import read_records, write_records
 from evalserve.settings import load_settings
@@ -67,14 +69,13 @@ async def _follow(events: AsyncIterator[tuple[str, Any]], total: int,
 async def _run_local(settings: Any, items: list[dict], rubric: str | dict | None,
                      metrics: list[str] | None, console: Console
                      ) -> tuple[dict, list[dict], dict]:
-    from evalserve.engines.registry import create_engine
+    from evalserve.engines.registry import running
     from evalserve.jobs.export import iter_records
     from evalserve.jobs.service import JobService
 
-    engine = create_engine(settings)
-    with console.status("loading model..."):
-        await engine.start()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        with console.status("loading model..."):
+            engine = await stack.enter_async_context(running(settings))
         with tempfile.TemporaryDirectory(prefix="evalserve-") as tmp:
             service = JobService.from_settings(settings.model_copy(update={"data_dir": Path(tmp)}),
                                                engine)
@@ -91,8 +92,6 @@ async def _run_local(settings: Any, items: list[dict], rubric: str | dict | None
                 return final, records, sub.job.rubric
             finally:
                 await service.close()
-    finally:
-        await engine.close()
 
 
 async def _run_remote(url: str, token: str | None, items: list[dict], rubric: str | dict | None,
@@ -100,10 +99,9 @@ async def _run_remote(url: str, token: str | None, items: list[dict], rubric: st
                       ) -> tuple[dict, list[dict], dict]:
     import json
 
-    from evalserve.jobs.remote import RemoteJobs
+    from evalserve.client.jobs import JobsClient
 
-    remote = RemoteJobs(url, token)
-    try:
+    async with JobsClient(url, token) as remote:
         answer = await remote.submit(items, rubric, metrics=metrics or None)
 
         async def events() -> AsyncIterator[tuple[str, Any]]:
@@ -115,12 +113,8 @@ async def _run_remote(url: str, token: str | None, items: list[dict], rubric: st
         records = [json.loads(line) for line in text.splitlines() if line.strip()]
         rubric_info: dict[str, Any] = rubric if isinstance(rubric, dict) else {}
         if not rubric_info:
-            response = await remote.client.get(f"/rubrics/{rubric or 'teacher-eval-ca'}")
-            if response.is_success:
-                rubric_info = response.json()
+            rubric_info = await remote.rubric(rubric or "teacher-eval-ca") or {}
         return final, records, rubric_info
-    finally:
-        await remote.close()
 
 
 def _summary(console: Console, final: dict, records: list[dict], rubric: dict) -> None:
@@ -174,8 +168,7 @@ def evaluate(
     items = read_records(file)
     rubric_spec, prompt_rubric, settings = _tracking_setup(rubric, prompt_file, scale, mlflow)
     if server:
-        coro = _run_remote(server, token.split(",")[0] if token else None, items, rubric_spec,
-                           metrics, console)
+        coro = _run_remote(server, first_token(token), items, rubric_spec, metrics, console)
     else:
         settings = load_settings(engine=engine, model_name=model, max_new_tokens=max_new_tokens)
         coro = _run_local(settings, items, rubric_spec, metrics, console)
@@ -196,7 +189,7 @@ def evaluate(
             file=file, items=items, records=records, rubric=prompt_rubric or rubric_info,
             rubric_name=rubric, elapsed_seconds=final.get("elapsed_seconds"),
             max_tokens=max_new_tokens, settings=settings, server=server,
-            token=token.split(",")[0] if token else None, experiment=experiment,
+            token=first_token(token), experiment=experiment,
             run_name=run_name)
         console.print(f"logged MLflow run {run.run_id} in experiment {run.experiment!r} "
                       f"at {run.tracking_uri}")

@@ -85,17 +85,6 @@ def log_cli_run(
     )
 
 
-def _served_model(server: str, token: str | None) -> str:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        answer = httpx.get(server.rstrip("/") + "/v1/models", headers=headers, timeout=30)
-        return str(answer.json()["data"][0]["id"])
-    except (httpx.HTTPError, ValueError, KeyError, IndexError):
-        return "unknown"
-
-
 def _tracking_rubric(rubric: Rubric | Mapping[str, Any] | None, name: str | None) -> Rubric:
     from evalserve.judge.rubric import Rubric, load_rubric
 
@@ -133,7 +122,9 @@ def log_cli_evaluation(
 
     settings = settings or load_settings()
     if server:
-        model, engine = _served_model(server, token), f"server {server}"
+        from evalserve.client.models import served_model_id
+
+        model, engine = served_model_id(server, token), f"server {server}"
     else:
         from evalserve.engines.registry import create_engine
 

@@ -1,4 +1,5 @@
-"""`evalserve.client` against the real app (scripted engine) and against canned answers.
+"""`evalserve.client.metrics` (seed 002's names, re-exported by `evalserve.client`) against
+the real app (scripted engine) and against canned answers.
 
 The client against a real server process and the real model: tests/e2e/test_metrics_api.py.
 """

@@ -21,9 +21,7 @@ else the server's `LOSS_TARGETS`).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,13 +29,12 @@ from typing import Any
 
 import httpx
 
-from evalserve.errors import EvalserveError
+from evalserve.client.http import auth_headers, default_token, default_url, send, sync_client
+from evalserve.metrics.targets import read_targets_file
 
 __all__ = [
-    "DEFAULT_URL",
     "DEFAULT_TARGETS_FILE",
     "EvalserveClient",
-    "EvalserveHTTPError",
     "calibrate_targets",
     "calibrateTargets",
     "get_factuality",
@@ -54,49 +51,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "http://localhost:8000"
 #: Read by `get_loss` without human texts or targets (the seed's `calibrateTargets` output).
 DEFAULT_TARGETS_FILE = Path("targets.json")
-
-
-class EvalserveHTTPError(EvalserveError):
-    """The server answered with an error (or could not be reached: `status` 0)."""
-
-    def __init__(self, message: str, *, status: int, type_: str = "server_error",
-                 code: str = "http_error") -> None:
-        super().__init__(message, code=code)
-        self.status = status
-        self.type = type_
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.code}: {self.message}" if self.status else self.message
-
-
-def _default_url() -> str:
-    return os.environ.get("EVALSERVE_URL") or os.environ.get("METRICS_URL") or DEFAULT_URL
-
-
-def _default_token() -> str | None:
-    raw = os.environ.get("API_TOKEN") or ""
-    tokens = [t.strip() for t in raw.split(",") if t.strip()]
-    return tokens[0] if tokens else None
-
-
-def _targets_body(targets: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    if isinstance(targets, Mapping):
-        return dict(targets)
-    path = Path(targets)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise EvalserveError(
-            f"targets file {str(path)!r} not found: run `evalserve calibrate` first"
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise EvalserveError(f"targets file {str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise EvalserveError(f"targets file {str(path)!r} must hold a JSON object")
-    return data
 
 
 class EvalserveClient:
@@ -111,14 +67,13 @@ class EvalserveClient:
 
     def __init__(self, base_url: str | None = None, token: str | None = None,
                  timeout: float = 600.0, http: httpx.Client | None = None) -> None:
-        self.base_url = (base_url or _default_url()).rstrip("/")
-        self.token = token if token is not None else _default_token()
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.base_url = (base_url or default_url()).rstrip("/")
+        self.token = token if token is not None else default_token()
         if http is None:
-            self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+            self._http = sync_client(self.base_url, self.token, timeout=timeout)
         else:
             self._http = http
-            self._http.headers.update(headers)
+            self._http.headers.update(auth_headers(self.token))
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -131,32 +86,7 @@ class EvalserveClient:
         self.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            resp = self._http.post(path, json=body)
-        except httpx.TimeoutException as exc:
-            raise EvalserveHTTPError(
-                f"evalserve at {self.base_url} did not answer {path} in time: raise `timeout` "
-                "or send fewer texts per call", status=0, code="timeout") from exc
-        except httpx.TransportError as exc:
-            raise EvalserveHTTPError(
-                f"cannot reach evalserve at {self.base_url} ({exc}): start it with "
-                "`evalserve serve` or set EVALSERVE_URL", status=0, code="connection_error",
-            ) from exc
-        if resp.status_code >= 400:
-            raise self._error(resp)
-        return resp.json()
-
-    @staticmethod
-    def _error(resp: httpx.Response) -> EvalserveHTTPError:
-        try:
-            err = resp.json()["error"]
-            return EvalserveHTTPError(
-                str(err.get("message", "")), status=resp.status_code,
-                type_=str(err.get("type", "server_error")), code=str(err.get("code", "")),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
-            text = resp.text.strip()[:300] or resp.reason_phrase
-            return EvalserveHTTPError(f"HTTP {resp.status_code}: {text}", status=resp.status_code)
+        return send(self._http, "POST", path, json=body).json()
 
     # --- seed 002 routes ------------------------------------------------------------------
     def get_relevance(self, originals: Sequence[str], generated: Sequence[str]) -> dict[str, Any]:
@@ -209,7 +139,8 @@ class EvalserveClient:
             log.info("using calibration targets from %s", DEFAULT_TARGETS_FILE.resolve())
             targets = DEFAULT_TARGETS_FILE
         if targets is not None:
-            body["targets"] = _targets_body(targets)
+            body["targets"] = (dict(targets) if isinstance(targets, Mapping)
+                               else read_targets_file(targets))
         if weights is not None:
             body["weights"] = list(weights)
         if lang is not None:
@@ -226,8 +157,8 @@ _LOCK = threading.Lock()
 
 
 def _client(base_url: str | None, token: str | None) -> EvalserveClient:
-    key = ((base_url or _default_url()).rstrip("/"), token if token is not None
-           else _default_token())
+    key = ((base_url or default_url()).rstrip("/"), token if token is not None
+           else default_token())
     with _LOCK:
         client = _CLIENTS.get(key)
         if client is None:
