@@ -8,11 +8,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_for
 
 __all__ = ["RedisServer", "redis_server_fixture"]
 
@@ -47,22 +48,23 @@ class RedisServer:
                 "--maxmemory-policy", "allkeys-lru"]
         if self.password:
             args += ["--requirepass", self.password]
-        log = open(self.workdir / "redis.log", "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.workdir / "redis.log").read_text()[-2000:])
+        log_path = self.workdir / "redis.log"
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+        proc = self.proc
+
+        def answers_ping() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited:\n{log_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                     s.sendall(b"PING\r\n")
-                    reply = s.recv(64)
-                    if reply.startswith((b"+PONG", b"-NOAUTH")):
-                        return self
+                    return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
             except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError("redis-server did not start")
+                return False
+
+        wait_for(answers_ping, timeout, f"redis-server on port {self.port} answering PING")
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -7,12 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.conftest import MODEL_CACHE
+from tests.waiting import wait_for
 
 
 def free_port() -> int:
@@ -46,27 +48,41 @@ class ServerProcess:
 
     def start(self, wait: bool = True, timeout: float = 180) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evalserve", "serve"], env=self.env, stdout=log, stderr=log
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "evalserve", "serve"], env=self.env, stdout=log,
+                stderr=log,
+            )
         if wait:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str,
+                 interval: float = 0.2) -> Any:
+        """`tests.waiting.wait_for` on this server: fails at once if the process exits, and
+        either failure carries the end of the server's log."""
+
+        def check() -> Any:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"server exited while waiting for {what}:\n{self._log_tail()}")
+            return predicate()
+
+        try:
+            return wait_for(check, timeout, what, interval)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; server log:\n{self._log_tail()}") from None
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        def loaded() -> bool:
             try:
-                body = httpx.get(self.url + "/health", timeout=2).json()
-                if body.get("model_loaded"):
-                    return
+                return bool(httpx.get(self.url + "/health", timeout=2).json().get("model_loaded"))
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"server not ready:\n{self.log_path.read_text()[-3000:]}")
+                return False
+
+        self.wait_for(loaded, timeout, f"{self.url}/health reporting model_loaded")
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks run, as in a crash."""

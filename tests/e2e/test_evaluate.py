@@ -8,14 +8,14 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from evalserve.jobs.remote import SSEMessage, parse_sse
+from evalserve.client.sse import SSEMessage, parse_sse
 from tests.e2e.server import ServerProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +46,6 @@ def stream(url: str, job_id: str, *, headers: dict | None = None, params: dict |
             if stop_after is not None and len(out) >= stop_after:
                 break
     return out
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 def submit(url: str, body: dict) -> httpx.Response:

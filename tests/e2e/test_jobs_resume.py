@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_evaluate import seed_items, stream, wait_for
+from tests.e2e.test_evaluate import seed_items, stream
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

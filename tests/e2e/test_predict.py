@@ -62,19 +62,17 @@ def batch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchServ
 
 
 def _poll_root(server: ServerProcess, until, timeout: float = 180) -> tuple[int, dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc is not None and server.proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{server.log_path.read_text()[-3000:]}")
+    """Poll `GET /` from the process start until `until(status)`; the first such answer."""
+
+    def answer() -> tuple[int, dict] | None:
         try:
             resp = httpx.get(server.url + "/", timeout=5)
         except httpx.TransportError:
-            time.sleep(0.02)
-            continue
-        if until(resp.status_code):
-            return resp.status_code, resp.json()
-        time.sleep(0.05)
-    raise TimeoutError(server.log_path.read_text()[-3000:])
+            return None
+        return (resp.status_code, resp.json()) if until(resp.status_code) else None
+
+    return server.wait_for(answer, timeout, f"{server.url}/ giving the awaited status",
+                           interval=0.02)
 
 
 def _post(server: ServerProcess, body: object) -> httpx.Response:
