@@ -54,3 +54,19 @@ def test_schema_puts_feedback_first_and_scale_enum() -> None:
 def test_transcript_ends_with_assistant_turn() -> None:
     text = transcript([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
     assert text == "System: S\n\nUser: U\n\nAssistant: "
+
+
+def test_score_format_asks_for_the_score_alone_and_examples_need_no_feedback() -> None:
+    rubric = load_rubric({
+        "name": "score-only", "format": "score", "fields": ["text"], "scale": [0, 1, 2],
+        "instructions": "Rate it.", "template": "Text: {text}",
+        "examples": [{"text": "good", "score": 2}],
+    })
+    messages = build_messages(rubric, {"text": "T"}, json_output=True)
+    assert messages[0]["content"] == 'Rate it.\nAnswer with JSON: {"score": <0-2>}.'
+    assert messages[1:] == [{"role": "user", "content": "Text: good"},
+                            {"role": "assistant", "content": '{"score": 2}'},
+                            {"role": "user", "content": "Text: T"}]
+    assert output_schema(rubric) == {
+        "type": "object", "properties": {"score": {"type": "integer", "enum": [0, 1, 2]}},
+        "required": ["score"], "additionalProperties": False}

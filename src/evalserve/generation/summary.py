@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from evalserve.engines.base import Engine
     from evalserve.settings import Settings
 
-__all__ = ["SUMMARY_INSTRUCTION", "Summary", "summarize", "summary_request"]
+__all__ = ["SUMMARY_INSTRUCTION", "Summary", "summarize"]
 
 SUMMARY_INSTRUCTION = (
     "Write a plain-language summary of the text below for a reader without medical or "
@@ -38,31 +38,6 @@ class Summary:
     completion_tokens: int
 
 
-def summary_request(
-    settings: Settings,
-    text: str,
-    *,
-    max_new_tokens: int | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    repeat_penalty: float | None = None,
-) -> GenerationRequest:
-    """The chat request summarising `text` (`InvalidInputError` for a blank text)."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInputError("`text` is empty: send the text to summarise")
-    s = settings
-    return GenerationRequest(
-        messages=[
-            {"role": "system", "content": SUMMARY_INSTRUCTION},
-            {"role": "user", "content": text},
-        ],
-        max_tokens=max_new_tokens or s.max_new_tokens,
-        temperature=s.temperature if temperature is None else temperature,
-        top_p=s.top_p if top_p is None else top_p,
-        repetition_penalty=s.repeat_penalty if repeat_penalty is None else repeat_penalty,
-    )
-
-
 async def summarize(
     engine: Engine,
     settings: Settings,
@@ -73,10 +48,23 @@ async def summarize(
     top_p: float | None = None,
     repeat_penalty: float | None = None,
 ) -> Summary:
-    """A plain-language summary of `text` by `engine` (module doc for the sampling)."""
-    request = summary_request(
-        settings, text, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-        repeat_penalty=repeat_penalty,
+    """A plain-language summary of `text` by `engine` (module doc for the sampling).
+
+    Raises:
+        InvalidInputError: `text` is blank (nothing is sent to the engine).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError("`text` is empty: send the text to summarise")
+    s = settings
+    request = GenerationRequest(
+        messages=[
+            {"role": "system", "content": SUMMARY_INSTRUCTION},
+            {"role": "user", "content": text},
+        ],
+        max_tokens=max_new_tokens or s.max_new_tokens,
+        temperature=s.temperature if temperature is None else temperature,
+        top_p=s.top_p if top_p is None else top_p,
+        repetition_penalty=s.repeat_penalty if repeat_penalty is None else repeat_penalty,
     )
     result = await engine.generate(request)
     out = result.outputs[0]
