@@ -7,6 +7,8 @@ wrong and how to fix it.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "EvalserveError",
     "InvalidInputError",
@@ -20,6 +22,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeoutError",
     "TrackingError",
+    "error_body",
 ]
 
 
@@ -123,3 +126,16 @@ class TrackingError(EvalserveError):
     """Logging to MLflow failed (the tracking URI is wrong or unreachable)."""
 
     code = "tracking_error"
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """The `error` object of the one envelope, `{"message", "type", "code"}`, for `exc`.
+
+    The HTTP handlers answer `{"error": error_body(exc)}`; a job's `error` event carries it too.
+    An exception outside the tree is a `server_error` named by its class (the HTTP handler
+    hides it behind a generic `EvalserveError` instead, so a response never leaks internals).
+    """
+    if isinstance(exc, EvalserveError):
+        return {"message": exc.message, "type": exc.type, "code": exc.code}
+    return {"message": f"{type(exc).__name__}: {exc}", "type": EvalserveError.type,
+            "code": EvalserveError.code}

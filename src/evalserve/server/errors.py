@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from evalserve.errors import EvalserveError, RateLimitError
+from evalserve.errors import EvalserveError, InvalidInputError, RateLimitError, error_body
 
 __all__ = ["error_response", "install_error_handlers", "describe_validation_errors"]
 
@@ -23,8 +23,13 @@ _HTTP_TYPES = {401: "authentication_error", 404: "invalid_request_error",
 def error_response(
     status: int, message: str, type_: str, code: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    """The envelope for an error that is not an `EvalserveError` (e.g. Starlette's 404)."""
     body = {"error": {"message": message, "type": type_, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _envelope(exc: EvalserveError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error_body(exc)}, status_code=exc.status, headers=headers)
 
 
 def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
@@ -43,13 +48,13 @@ async def _evalserve_error(_: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitError) else None
-    return error_response(exc.status, exc.message, exc.type, exc.code, headers)
+    return _envelope(exc, headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     message = describe_validation_errors(list(exc.errors()))
-    return error_response(422, message, "invalid_request_error", "invalid_input")
+    return _envelope(InvalidInputError(message))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -61,8 +66,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal server error; see the server log", "server_error",
-                          "internal_error")
+    return _envelope(EvalserveError("internal server error; see the server log"))
 
 
 def install_error_handlers(app: FastAPI) -> None:
