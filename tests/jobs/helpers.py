@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -35,19 +34,6 @@ def engine(capacity: int = 4, delay: float = 0.0,
     return ScriptedEngine(script or (lambda req: answer()), capacity=capacity, delay=delay)
 
 
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Poll an async or sync predicate until true, failing after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached in time")
-
-
 async def collect(service: JobService, job_id: str, after: int = 0,
                   timeout: float = 20.0) -> list[JobEvent]:
     """Every event of the job until its final one."""
@@ -61,10 +47,11 @@ async def collect(service: JobService, job_id: str, after: int = 0,
 async def running_service(tmp_path: Path, eng: Engine, *, start: bool = True,
                           db: str = "jobs.db", **config: Any) -> AsyncIterator[JobService]:
     """A started `JobService` on `eng` with a SQLite store under `tmp_path`."""
-    options = {k: config.pop(k) for k in ("item_hooks", "finish_hooks", "clock") if k in config}
+    hooks = {k: config.pop(k) for k in ("item_hooks", "finish_hooks") if k in config}
+    options = {"clock": config.pop("clock")} if "clock" in config else {}
     service = JobService(SQLiteJobStore(tmp_path / db), JudgeKit(), eng, _ready(eng),
                          RunnerConfig(**{"batch_size": 3, **config}),
-                         poll_interval=0.2, runner_options=options)
+                         poll_interval=0.2, runner_options=options, **hooks)
     await service.store.open()
     if start:
         await service.runner.start()
@@ -91,5 +78,5 @@ def items(n: int) -> list[dict[str, Any]]:
     return [item(i) for i in range(n)]
 
 
-__all__ = ["item", "items", "answer", "engine", "wait_until", "collect", "running_service",
+__all__ = ["item", "items", "answer", "engine", "collect", "running_service",
            "batch_ids", "Job"]

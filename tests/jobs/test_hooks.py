@@ -9,8 +9,8 @@ import pytest
 
 from evalserve.engines.base import GenerationRequest
 from evalserve.errors import InvalidInputError
-from evalserve.jobs.hooks import MetricsHook, metrics_hook_component, validate_job_metrics
-from evalserve.jobs.runner import ITEM_HOOKS
+from evalserve.jobs.hooks import MetricsHook, validate_job_metrics
+from evalserve.jobs.models import Job, JobOptions, JobStatus
 from evalserve.judge.factuality import build_metrics_service
 from evalserve.metrics import readability, rouge_l
 from evalserve.metrics.service import MetricsService
@@ -114,21 +114,19 @@ async def test_job_records_carry_metrics(tmp_path: Path, settings: Settings) -> 
     assert "metrics" not in plain_record and plain_record["score"] == 4
 
 
-async def test_component_registers_and_removes_the_hook(settings: Settings) -> None:
-    class State:
-        def __init__(self) -> None:
-            self.settings = settings
-            self.services: dict = {}
+async def test_the_hook_scores_only_jobs_that_ask_for_metrics(settings: Settings) -> None:
+    """Called as the runner calls an item hook: `hook(job, item, record)`."""
+    hook = MetricsHook(service(settings, ScriptedEngine(script)))
 
-        async def wait_engine(self) -> ScriptedEngine:
-            return ScriptedEngine(script)
+    def job(metrics: list[str]) -> Job:
+        return Job(id="j", status=JobStatus.RUNNING, rubric_name="r", rubric={"language": "en"},
+                   total=1, options=JobOptions(metrics=metrics))
 
-    state = State()
-    before = list(ITEM_HOOKS)
-    async with metrics_hook_component(state) as hook:
-        assert ITEM_HOOKS == [*before, hook]
-        assert hook.service is state.services["metrics_service"]
-    assert ITEM_HOOKS == before
+    assert await hook(job([]), QA[0], {}) == {}
+    extra = await hook(job(["rouge_l"]), QA[0], {"score": 4})
+    assert extra["metrics"]["rouge_l"] == pytest.approx(
+        rouge_l([QA[0]["predictions"]], [QA[0]["reference"]]).scores[0].f1)
+    assert hook.__name__ == "metrics_hook"
 
 
 async def test_submit_rejects_unknown_metrics_and_stores_nothing(tmp_path: Path) -> None:

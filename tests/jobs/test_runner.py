@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evalserve.errors import ConflictError, EngineError, NotFoundError
-from evalserve.jobs.models import JobStatus, ResultRow
+from evalserve.jobs.models import Job, JobStatus, ResultRow
 from evalserve.jobs.store import NewEvent, StatusChange
 from tests.jobs.helpers import (
     answer,
@@ -17,8 +17,8 @@ from tests.jobs.helpers import (
     engine,
     items,
     running_service,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 async def test_job_streams_batches_then_complete(tmp_path: Path) -> None:
@@ -72,8 +72,8 @@ async def test_max_concurrent_jobs_keeps_the_others_queued(tmp_path: Path) -> No
         first = await service.submit(items(6))
         second = await service.submit(items(6))
         assert service.active_jobs() == 2
-        await wait_until(lambda: service.get(first.job.id), timeout=5)
-        await wait_until(async_status(service, first.job.id, JobStatus.RUNNING))
+        await wait_until(async_status(service, first.job.id, JobStatus.RUNNING), timeout=5,
+                         what="the first job running")
         assert (await service.get(second.job.id)).status is JobStatus.QUEUED
         await collect(service, second.job.id)
         a, b = await service.get(first.job.id), await service.get(second.job.id)
@@ -126,7 +126,7 @@ async def test_restart_resumes_a_job_left_running(tmp_path: Path) -> None:
     slow = engine(capacity=2, delay=0.05)
     async with running_service(tmp_path, slow, batch_size=2) as service:
         sub = await service.submit(items(30))
-        await wait_until(lambda: slow_done(service, sub.job.id, 6))
+        await wait_until(lambda: slow_done(service, sub.job.id, 6), what="6 items graded")
     before = len(slow.requests)
     fast = engine(capacity=4)
     async with running_service(tmp_path, fast, batch_size=2) as service:
@@ -166,7 +166,8 @@ async def test_cancel_a_running_job_aborts_in_flight_items(tmp_path: Path) -> No
                 events.append(e)
 
         follower = asyncio.create_task(follow())
-        await wait_until(lambda: any(e.type == "batch_complete" for e in events))
+        await wait_until(lambda: any(e.type == "batch_complete" for e in events),
+                         what="a batch_complete event")
         job = await service.cancel(sub.job.id)
         await asyncio.wait_for(follower, 5)
         with pytest.raises(ConflictError, match="already cancelled"):
@@ -230,13 +231,11 @@ async def test_engine_failure_fails_the_job_with_an_error_event(tmp_path: Path) 
 async def test_item_and_finish_hooks(tmp_path: Path) -> None:
     seen_jobs = []
 
-    def length(item, record):  # noqa: ANN001, ANN202
-        from evalserve.jobs.runner import current_job
-
-        seen_jobs.append(current_job.get().options.metrics)
+    def length(job: Job, item, record):  # noqa: ANN001, ANN202
+        seen_jobs.append(job.options.metrics)
         return {"chars": len(item["respuesta"])}
 
-    async def broken_item_hook(item, record):  # noqa: ANN001, ANN202
+    async def broken_item_hook(job, item, record):  # noqa: ANN001, ANN202
         raise ValueError("boom")
 
     async def summary(job, records):  # noqa: ANN001, ANN202

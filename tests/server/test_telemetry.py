@@ -8,7 +8,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from evalserve.server.app import build_app
-from evalserve.server.telemetry import metrics_server
+from evalserve.server.telemetry import Telemetry, metrics_server
 from tests.e2e.server import free_port
 from tests.fakes import ScriptedEngine
 from tests.server.openai_app import chat_body, make_settings, running_app
@@ -75,12 +75,24 @@ async def test_generation_errors_are_counted(settings) -> None:  # noqa: ANN001
 
 async def test_services_api_for_other_components(settings) -> None:  # noqa: ANN001
     async with running_app(make_settings(settings)) as (app, client):
-        state = app.state.evalserve
-        state.services["active_jobs"] = lambda: 3
-        state.services["telemetry"].items_graded.inc(5)
+        app.state.evalserve.components.telemetry.items_graded.inc(5)
         snap = await scrape(client)
-    assert value(snap, "evalserve_active_jobs") == 3
+    assert value(snap, "evalserve_active_jobs") == 0  # the app's job service: none yet
     assert value(snap, "evalserve_items_graded_total") == 5
+
+
+def test_live_gauges_read_what_telemetry_is_given() -> None:
+    loaded = [False]
+    telemetry = Telemetry(ScriptedEngine(lambda r: "x"), loaded=lambda: loaded[0],
+                          active_jobs=lambda: 3)
+    before = samples(telemetry.exposition().decode())
+    loaded[0] = True
+    after = samples(telemetry.exposition().decode())
+    assert value(before, "evalserve_model_loaded") == 0
+    assert value(after, "evalserve_model_loaded") == 1
+    assert value(after, "evalserve_active_jobs") == 3
+    assert value(after, "evalserve_engine_queue_depth") == 0  # Engine.queue_depth
+    assert ("evalserve_engine_running", ()) not in after  # Engine.running is None: no gauge
 
 
 async def test_two_apps_in_one_process_keep_separate_registries(settings) -> None:  # noqa: ANN001
@@ -98,8 +110,8 @@ async def test_metrics_port_serves_the_registry_without_auth(settings) -> None: 
     port = free_port()
     s = make_settings(settings, metrics_port=port, host="127.0.0.1", api_token="secret")
     app = build_app(s, engine=ScriptedEngine(lambda r: "x"))
-    state = app.state.evalserve
-    async with metrics_server(state):
+    async with metrics_server(s, app.state.evalserve.components.telemetry) as listening:
+        assert listening == port
         async with httpx.AsyncClient() as client:
             r = await client.get(f"http://127.0.0.1:{port}/metrics")
         assert r.status_code == 200
@@ -120,6 +132,6 @@ async def test_busy_metrics_port_does_not_stop_the_app(settings, caplog) -> None
         sock.listen()
         s = make_settings(settings, metrics_port=sock.getsockname()[1], host="127.0.0.1")
         app = build_app(s, engine=ScriptedEngine(lambda r: "x"))
-        async with metrics_server(app.state.evalserve):
-            pass
+        async with metrics_server(s, app.state.evalserve.components.telemetry) as listening:
+            assert listening is None
     assert "METRICS_PORT" in caplog.text

@@ -8,13 +8,11 @@ import pytest
 
 from evalserve.errors import InvalidInputError
 from evalserve.jobs.models import Job, JobOptions, JobStatus
-from evalserve.jobs.runner import FINISH_HOOKS, ITEM_HOOKS, current_job
-from evalserve.server.state import AppState
 from evalserve.settings import load_settings
 from evalserve.tracking.jobs import (
     INPUT_KEY,
+    TrackedJobLogger,
     remember_inputs,
-    tracking_component,
     validate_track,
 )
 from tests.e2e.server import free_port
@@ -46,27 +44,15 @@ def _job(rubric, track) -> Job:
 
 def test_remember_inputs_only_for_tracked_jobs(rubric) -> None:
     item = {"inputs": "q", "predictions": "a"}
-    token = current_job.set(_job(rubric, None))
-    try:
-        assert remember_inputs(item, {}) == {}
-    finally:
-        current_job.reset(token)
-    token = current_job.set(_job(rubric, {"experiment": "x"}))
-    try:
-        assert remember_inputs(item, {}) == {INPUT_KEY: item}
-    finally:
-        current_job.reset(token)
+    assert remember_inputs(_job(rubric, None), item, {}) == {}
+    assert remember_inputs(_job(rubric, {"experiment": "x"}), item, {}) == {INPUT_KEY: item}
 
 
-async def _run_hook(tmp_path: Path, env_uri: str | None, job: Job, records) -> list[dict]:
+async def _run_hook(tmp_path: Path, env_uri: str | None, job: Job, records, **params) -> list:
     settings = load_settings(data_dir=tmp_path / "data", mlflow_tracking_uri=env_uri)
-    state = AppState(settings=settings, engine=ScriptedEngine(lambda r: "{}"))
-    async with tracking_component(state):
-        hook = FINISH_HOOKS[-1]
-        assert remember_inputs in ITEM_HOOKS
-        events = await hook(job, records)
-    assert hook not in FINISH_HOOKS and remember_inputs not in ITEM_HOOKS
-    return events
+    hook = TrackedJobLogger(settings, ScriptedEngine(lambda r: "{}"), **params)
+    assert hook.__name__ == "log_tracked_job"  # its name in a failed hook's `error` event
+    return await hook(job, records)
 
 
 async def test_finish_hook_logs_a_tracked_job(tmp_path: Path, rubric, records, items) -> None:
@@ -74,7 +60,7 @@ async def test_finish_hook_logs_a_tracked_job(tmp_path: Path, rubric, records, i
 
     job = _job(rubric, {"experiment": "jobs", "tags": {"team": "nlp"}})
     rows = [{**r, INPUT_KEY: i} for r, i in zip(records, items)]
-    [event] = await _run_hook(tmp_path, None, job, rows)
+    [event] = await _run_hook(tmp_path, None, job, rows, temperature=0.0, max_tokens=64)
     assert event["event"] == "tracking" and event["data"]["status"] == "logged"
     uri = f"sqlite:///{(tmp_path / 'data' / 'mlflow.db').resolve()}"
     assert event["data"]["tracking_uri"] == uri
@@ -82,6 +68,7 @@ async def test_finish_hook_logs_a_tracked_job(tmp_path: Path, rubric, records, i
     assert run.info.run_name == "job-job-1234"
     assert run.data.tags["team"] == "nlp" and run.data.tags["job_id"] == job.id
     assert run.data.params["model"] == "scripted" and run.data.params["job_id"] == job.id
+    assert (run.data.params["temperature"], run.data.params["max_tokens"]) == ("0.0", "64")
     assert run.data.metrics["unscored_count"] == 1
 
 

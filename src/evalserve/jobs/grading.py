@@ -54,6 +54,14 @@ class JudgeKit:
         self.retries = retries
         self.seed = seed
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> JudgeKit:
+        """Rubrics from `RUBRICS_DIR`; an explicitly set `MAX_NEW_TOKENS` caps the judge's
+        output budget (else each rubric's own)."""
+        explicit = "max_new_tokens" in settings.model_fields_set
+        return cls(settings.rubrics_dir,
+                   max_tokens=settings.max_new_tokens if explicit else None)
+
     def load_rubric(self, spec: str | dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
         """`(name, canonical dict)` of the rubric a request names or inlines; `NotFoundError` or
         `InvalidInputError` saying what is wrong."""

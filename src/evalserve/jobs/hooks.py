@@ -25,20 +25,20 @@ readability uses the rubric's `language` when it is a hyphenation language code 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from evalserve.judge.factuality import build_metrics_service
 from evalserve.metrics.names import parse_metric_names
 from evalserve.metrics.service import MetricsService
 from evalserve.records import TEXT_FIELDS, first_text
+
+if TYPE_CHECKING:
+    from evalserve.jobs.models import Job
 
 __all__ = [
     "ANSWER_FIELDS",
     "REFERENCE_FIELDS",
     "MetricsHook",
-    "metrics_hook_component",
     "validate_job_metrics",
 ]
 
@@ -74,11 +74,9 @@ class MetricsHook:
         self.service = service
         self.__name__ = "metrics_hook"  # how the runner names the hook in `hook_errors`
 
-    async def __call__(self, item: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-        from evalserve.jobs.runner import current_job
-
-        job = current_job.get(None)
-        if job is None or not job.options.metrics:
+    async def __call__(self, job: Job, item: dict[str, Any],
+                       record: dict[str, Any]) -> dict[str, Any]:
+        if not job.options.metrics:
             return {}
         return await self.score(item, job.options.metrics, job.rubric)
 
@@ -98,25 +96,3 @@ class MetricsHook:
             extra["factuality_method"] = scores.factuality_method
         return extra
 
-
-def metrics_hook_component(state: Any) -> contextlib.AbstractAsyncContextManager[MetricsHook]:
-    """Server lifespan component: registers a `MetricsHook` on the app's `MetricsService`
-    (shared with the `/metrics/*` routes) in the runner's `ITEM_HOOKS` while the app runs."""
-
-    @contextlib.asynccontextmanager
-    async def run() -> AsyncIterator[MetricsHook]:
-        from evalserve.jobs.runner import ITEM_HOOKS
-
-        service = state.services.get("metrics_service")
-        if service is None:
-            service = build_metrics_service(state.settings, state.wait_engine)
-            state.services["metrics_service"] = service
-        hook = MetricsHook(service)
-        ITEM_HOOKS.append(hook)
-        try:
-            yield hook
-        finally:
-            with contextlib.suppress(ValueError):
-                ITEM_HOOKS.remove(hook)
-
-    return run()

@@ -5,76 +5,41 @@ announcing it.
   interrupted by a crash or a stop go first when the runner starts again).
 - Items of all running jobs share `engine.capacity` slots: a new item starts as soon as one
   finishes (continuous refill, not fixed sequential batches). Jobs take slots in turn.
-- Finished items go to one writer that stores them in group commits; every `BATCH_SIZE`
-  results of a job become one `batch_complete` event, stored in the same transaction and then
-  published. The last partial batch is sent before `complete`.
+- Finished items go to one `ResultWriter` (`jobs/writer.py`) that stores them in group
+  commits; every `BATCH_SIZE` results of a job become one `batch_complete` event, stored in the
+  same transaction and then published. The last partial batch is sent before `complete`.
 - Resuming a job submits only its items without a stored result, and first announces results
   stored but not yet announced when the process stopped.
 
-Hooks for other components (register at import or start-up):
-
-- `ITEM_HOOKS`: `hook(item, record) -> dict` (or an awaitable of it): extra fields merged into
-  each result record before it is stored (e.g. metrics against the item's `reference`).
-  `current_job.get()` gives the job (its `options.metrics`, `options.track`). A failing hook
-  adds `{"hook_errors": [...]}` to the record instead of failing the item.
-- `FINISH_HOOKS`: `async hook(job, records) -> list[{"event": type, "data": {...}}]`, run when a
-  job completes, after its last result; the events they return are sent before `complete`. A
-  failing hook becomes an `error` event (`{"error": {...}, "hook": name}`); the job completes.
+Other components extend jobs through hooks passed to the runner (as arq passes them to its
+`Worker`): `JobRunner(..., item_hooks=[...], finish_hooks=[...])`; see `jobs/extensions.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from evalserve.engines.base import Engine
-from evalserve.errors import ConflictError, EvalserveError, InvalidInputError
+from evalserve.errors import ConflictError, EvalserveError, InvalidInputError, error_body
 from evalserve.jobs.events import EventBus
+from evalserve.jobs.extensions import FinishHook, ItemHook, apply_item_hooks, finish_events
 from evalserve.jobs.grading import Grader, JudgeKit
 from evalserve.jobs.models import EventType, Job, JobStatus, ResultRow
 from evalserve.jobs.progress import ProgressTracker
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
+from evalserve.jobs.writer import JobBatches, ResultWriter
 
-__all__ = [
-    "JobRunner",
-    "RunnerConfig",
-    "ITEM_HOOKS",
-    "FINISH_HOOKS",
-    "ItemHook",
-    "FinishHook",
-    "current_job",
-    "error_body",
-]
+__all__ = ["JobRunner", "RunnerConfig", "ItemHook", "FinishHook"]
 
 log = logging.getLogger(__name__)
 
-ItemHook = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
-FinishHook = Callable[[Job, list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
-
-#: Per-item hooks, run in order on every result record (see the module docstring).
-ITEM_HOOKS: list[ItemHook] = []
-#: Per-job hooks, run in order when a job completes (see the module docstring).
-FINISH_HOOKS: list[FinishHook] = []
-#: The job an item hook is running for.
-current_job: ContextVar[Job] = ContextVar("evalserve_current_job")
-
 _ITEM_CHUNK = 256
-_WRITE_GROUP = 2048
-
-
-def error_body(exc: BaseException) -> dict[str, Any]:
-    """The HTTP envelope's `error` object for an exception (used by `error` events)."""
-    if isinstance(exc, EvalserveError):
-        return {"message": exc.message, "type": exc.type, "code": exc.code}
-    return {"message": f"{type(exc).__name__}: {exc}", "type": "server_error",
-            "code": "internal_error"}
 
 
 @dataclass
@@ -101,14 +66,17 @@ class _Execution:
     """A job while this process runs it."""
 
     job: Job
-    tracker: ProgressTracker | None = None
-    buffer: list[ResultRow] = field(default_factory=list)
+    batches: JobBatches | None = None
     tasks: set[asyncio.Task] = field(default_factory=set)
     commits: set[asyncio.Future] = field(default_factory=set)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
     failure: BaseException | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def last_batch(self) -> NewEvent | None:
+        """The `batch_complete` event of the results not announced yet, if any."""
+        return self.batches.take() if self.batches is not None else None
 
     def stop(self) -> None:
         self.stopping.set()
@@ -129,16 +97,16 @@ class JobRunner:
         engine_provider: Callable[[], Awaitable[Engine]],
         config: RunnerConfig | None = None,
         *,
-        item_hooks: list[ItemHook] | None = None,
-        finish_hooks: list[FinishHook] | None = None,
+        item_hooks: Sequence[ItemHook] = (),
+        finish_hooks: Sequence[FinishHook] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.bus = bus
         self.kit = kit
         self.config = config or RunnerConfig()
-        self.item_hooks = ITEM_HOOKS if item_hooks is None else item_hooks
-        self.finish_hooks = FINISH_HOOKS if finish_hooks is None else finish_hooks
+        self.item_hooks = tuple(item_hooks)
+        self.finish_hooks = tuple(finish_hooks)
         self.clock = clock
         self._engine_provider = engine_provider
         self.engine: Engine | None = None
@@ -148,8 +116,7 @@ class JobRunner:
         self._job_tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._writes: asyncio.Queue[tuple[_Execution, ResultRow, asyncio.Future]] = \
-            asyncio.Queue()
+        self._writer = ResultWriter(store, bus, on_stored=self._count_stored)
         self._background: list[asyncio.Task] = []
         self._active = 0
         # Throughput over the current busy period (any job running), for first estimates.
@@ -165,8 +132,8 @@ class JobRunner:
         if requeued:
             log.info("resuming %d interrupted job(s)", requeued)
         self._active = await self.store.count_active()
+        self._writer.start()
         self._background = [
-            asyncio.create_task(self._writer(), name="jobs-writer"),
             asyncio.create_task(self._schedule(), name="jobs-scheduler"),
             asyncio.create_task(self._sweep_forever(), name="jobs-sweeper"),
         ]
@@ -174,16 +141,11 @@ class JobRunner:
     async def close(self) -> None:
         """Stop running jobs where they are (they resume on the next start); results already
         graded are stored first."""
-        for task in self._background[1:]:
+        for task in [*self._background, *self._job_tasks]:
             task.cancel()
-        for task in list(self._job_tasks):
-            task.cancel()
-        await asyncio.gather(*self._background[1:], *self._job_tasks, return_exceptions=True)
-        await self._writes.join()
-        if self._background:
-            self._background[0].cancel()
-            await asyncio.gather(self._background[0], return_exceptions=True)
+        await asyncio.gather(*self._background, *self._job_tasks, return_exceptions=True)
         self._background = []
+        await self._writer.close()
 
     def active_jobs(self) -> int:
         """Queued + running jobs (what `/health` reports)."""
@@ -268,9 +230,10 @@ class JobRunner:
                                                          started_at=now)])
             job.status = JobStatus.RUNNING
             job.started_at = job.started_at or now
-            ex.tracker = ProgressTracker(job.total, job.completed, job.started_at,
-                                         self.config.time_estimation_per_item, clock=self.clock)
-            ex.buffer = await self.store.unannounced_results(job.id)
+            tracker = ProgressTracker(job.total, job.completed, job.started_at,
+                                      self.config.time_estimation_per_item, clock=self.clock)
+            ex.batches = JobBatches(job, tracker, self.config.batch_size,
+                                    await self.store.unannounced_results(job.id))
             after = -1
             while not ex.stopping.is_set():
                 chunk = await self.store.pending_items(job.id, after, _ITEM_CHUNK)
@@ -314,8 +277,7 @@ class JobRunner:
             self._wake.set()
 
     async def _grade(self, ex: _Execution, grader: Grader, pending: PendingItem) -> None:
-        assert self._slots is not None
-        current_job.set(ex.job)
+        assert self._slots is not None and ex.batches is not None
         try:
             try:
                 status, score, record = await grader.grade(pending.data, pending.idx)
@@ -325,13 +287,12 @@ class JobRunner:
                 record = grader.failed_record(pending.item_id, exc.message)
             finally:
                 self._slots.release()
-            record = await self._apply_item_hooks(pending.data, record)
+            record = await apply_item_hooks(self.item_hooks, ex.job, pending.data, record)
             row = ResultRow(ex.job.id, pending.idx, pending.item_id, status,
                             score if status == "scored" else None, record)
-            future = asyncio.get_running_loop().create_future()
+            future = self._writer.write(ex.batches, row)
             ex.commits.add(future)
             future.add_done_callback(ex.commits.discard)
-            self._writes.put_nowait((ex, row, future))
             await asyncio.shield(future)
         except asyncio.CancelledError:
             raise
@@ -340,78 +301,10 @@ class JobRunner:
                 ex.failure = exc
             ex.stop()
 
-    async def _apply_item_hooks(self, item: dict[str, Any], record: dict[str, Any]) -> dict:
-        for hook in self.item_hooks:
-            try:
-                extra = hook(item, record)
-                if inspect.isawaitable(extra):
-                    extra = await extra
-                if extra:
-                    record = {**record, **extra}
-            except Exception as exc:
-                name = getattr(hook, "__name__", repr(hook))
-                log.warning("item hook %s failed: %s", name, exc)
-                record = {**record,
-                          "hook_errors": [*record.get("hook_errors", []), f"{name}: {exc}"]}
-        return record
-
     # -- storing and announcing --------------------------------------------------------------
 
-    def _batch_event(self, ex: _Execution) -> NewEvent:
-        rows, ex.buffer = ex.buffer, []
-        ex.job.batches += 1
-        assert ex.tracker is not None
-        return NewEvent(
-            ex.job.id, EventType.BATCH,
-            {"batch_number": ex.job.batches, "results": [r.record for r in rows],
-             "progress": ex.tracker.snapshot()},
-            announces=[r.idx for r in rows],
-        )
-
-    async def _writer(self) -> None:
-        while True:
-            group = [await self._writes.get()]
-            while not self._writes.empty() and len(group) < _WRITE_GROUP:
-                group.append(self._writes.get_nowait())
-            try:
-                await self._write_group(group)
-            except Exception as exc:  # never let the writer die: its items' jobs fail instead
-                log.exception("writing %d result(s) failed", len(group))
-                for _, _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-            finally:
-                for _ in group:
-                    self._writes.task_done()
-
-    async def _write_group(self, group: list[tuple[_Execution, ResultRow, asyncio.Future]]) -> None:
-        events: list[NewEvent] = []
-        for ex, row, _ in group:
-            assert ex.tracker is not None
-            ex.tracker.add(1)
-            ex.buffer.append(row)
-            if len(ex.buffer) >= self.config.batch_size:
-                events.append(self._batch_event(ex))
-        try:
-            stored = await self.store.commit([row for _, row, _ in group], events)
-        except Exception as exc:
-            log.exception("storing %d result(s) failed", len(group))
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        self._busy_items += len(group)
-        for ex, row, future in group:
-            job = ex.job
-            job.completed += 1
-            if row.status == "scored" and row.score is not None:
-                job.scored += 1
-                job.score_sum += float(row.score)
-            else:
-                job.unscored += 1
-            if not future.done():
-                future.set_result(None)
-        self.bus.publish(stored)
+    def _count_stored(self, n: int) -> None:
+        self._busy_items += n
 
     async def _publish(self, *args: Any, **kwargs: Any) -> None:
         self.bus.publish(await self.store.commit(*args, **kwargs))
@@ -423,8 +316,9 @@ class JobRunner:
                 "elapsed_seconds": round(job.elapsed(self.clock()), 3)}
 
     async def _complete(self, ex: _Execution) -> None:
-        if ex.buffer:
-            await self._publish(events=[self._batch_event(ex)])
+        last = ex.last_batch()
+        if last is not None:
+            await self._publish(events=[last])
         hook_events = await self._run_finish_hooks(ex.job)
         await self._finish(ex, JobStatus.COMPLETED, extra_events=hook_events)
 
@@ -433,15 +327,14 @@ class JobRunner:
                       extra_events: list[NewEvent] | None = None) -> None:
         job = ex.job
         events = list(extra_events or [])
-        if ex.buffer and ex.tracker is not None:
-            events.append(self._batch_event(ex))
+        last = ex.last_batch()
+        if last is not None:
+            events.append(last)
         job.finished_at = self.clock()
         job.status = status
         data = self._summary(job, status)
         if status is JobStatus.FAILED:
-            body = error_body(error) if error else {"message": "the job failed",
-                                                    "type": "server_error",
-                                                    "code": "internal_error"}
+            body = error_body(error or EvalserveError("the job failed"))
             job.error = body
             final = NewEvent(job.id, EventType.ERROR, {"error": body, **data}, final=True)
         else:
@@ -462,19 +355,7 @@ class JobRunner:
                 break
             records.extend(r for _, r in page)
             after = page[-1][0]
-        events: list[NewEvent] = []
-        for hook in self.finish_hooks:
-            name = getattr(hook, "__name__", repr(hook))
-            try:
-                for spec in await hook(job, records) or []:
-                    events.append(NewEvent(job.id, str(spec.get("event", "message")),
-                                           dict(spec.get("data") or {})))
-            except Exception as exc:
-                log.warning("finish hook %s failed for job %s: %s", name, job.id, exc)
-                events.append(NewEvent(job.id, EventType.ERROR,
-                                       {"error": error_body(exc), "hook": name,
-                                        "job_id": job.id, "status": job.status.value}))
-        return events
+        return await finish_events(self.finish_hooks, job, records)
 
     # -- cancel and expiry -------------------------------------------------------------------
 

@@ -1,15 +1,13 @@
 """`JobService`: the job API used by the HTTP routes and the CLI (submit, follow, read, cancel).
 
-`jobs_component(state)` runs it inside the server's lifespan and publishes it as
-`state.services["jobs"]` (and `state.services["active_jobs"]` for `/health`).
+The server builds it (with its hooks) in `evalserve.server.components`; the CLI builds its own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from evalserve.engines.base import Engine
 from evalserve.errors import EngineUnavailableError, InvalidInputError
 from evalserve.jobs.events import EventBus, follow_events
 from evalserve.jobs.export import FORMATS, export_results
+from evalserve.jobs.extensions import FinishHook, ItemHook
 from evalserve.jobs.grading import JudgeKit
 from evalserve.jobs.models import Job, JobEvent, JobOptions, JobStatus
 from evalserve.jobs.progress import estimate_seconds
@@ -26,7 +25,7 @@ from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.jobs.store import JobStore
 from evalserve.jobs.validation import validate_items
 
-__all__ = ["JobService", "Submission", "jobs_component", "database_path"]
+__all__ = ["JobService", "Submission", "database_path"]
 
 DB_NAME = "evalserve.db"
 
@@ -45,7 +44,11 @@ class Submission:
 
 
 class JobService:
-    """Jobs over one store, one runner and one event bus."""
+    """Jobs over one store, one runner and one event bus.
+
+    `item_hooks` and `finish_hooks` go to the runner (see `evalserve.jobs.extensions`);
+    `runner_options` are further `JobRunner` keyword arguments (e.g. `clock`).
+    """
 
     def __init__(
         self,
@@ -58,6 +61,8 @@ class JobService:
         max_items: int = 100_000,
         max_field_chars: int = 20_000,
         poll_interval: float = 1.0,
+        item_hooks: Sequence[ItemHook] = (),
+        finish_hooks: Sequence[FinishHook] = (),
         runner_options: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
@@ -65,6 +70,7 @@ class JobService:
         self.engine = engine
         self.bus = EventBus()
         self.runner = JobRunner(store, self.bus, kit, engine_provider, config,
+                                item_hooks=item_hooks, finish_hooks=finish_hooks,
                                 **(runner_options or {}))
         self.max_items = max_items
         self.max_field_chars = max_field_chars
@@ -74,12 +80,10 @@ class JobService:
     def from_settings(cls, settings: Any, engine: Engine,
                       engine_provider: Callable[[], Awaitable[Engine]] | None = None,
                       **kwargs: Any) -> JobService:
-        """A service storing jobs in `DATA_DIR/evalserve.db`, grading with `engine`.
-
-        An explicitly set `MAX_NEW_TOKENS` caps the judge's output budget."""
-        explicit = "max_new_tokens" in settings.model_fields_set
-        kit = kwargs.pop("kit", None) or JudgeKit(
-            settings.rubrics_dir, max_tokens=settings.max_new_tokens if explicit else None)
+        """A service storing jobs in `DATA_DIR/evalserve.db`, grading with `engine` and
+        `kit` (default `JudgeKit.from_settings(settings)`); other keyword arguments go to
+        `JobService` (e.g. `item_hooks`, `finish_hooks`)."""
+        kit = kwargs.pop("kit", None) or JudgeKit.from_settings(settings)
 
         async def ready() -> Engine:
             return engine
@@ -161,20 +165,3 @@ class JobService:
         chunks = export_results(self.store, job, fmt)
         return job, chunks
 
-
-def jobs_component(state: Any) -> contextlib.AbstractAsyncContextManager[JobService]:
-    """Lifespan component: the job service on the app's engine, waiting for it to load."""
-
-    @contextlib.asynccontextmanager
-    async def run() -> AsyncIterator[JobService]:
-        service = JobService.from_settings(state.settings, state.engine,
-                                           engine_provider=state.wait_engine)
-        await service.start()
-        state.services["jobs"] = service
-        state.services["active_jobs"] = service.active_jobs
-        try:
-            yield service
-        finally:
-            await service.close()
-
-    return run()

@@ -9,22 +9,19 @@ stored body unchanged (same `id` and `created`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evalserve.server.state import AppState
     from evalserve.settings import Settings
 
 __all__ = ["ResponseCache", "MemoryCache", "RedisCache", "cache_key", "is_cacheable",
-           "create_cache", "response_cache", "REDIS_PREFIX"]
+           "create_cache", "REDIS_PREFIX"]
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +124,3 @@ def create_cache(settings: Settings) -> ResponseCache | None:
                           settings.redis_password)
     return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries)
 
-
-@contextlib.asynccontextmanager
-async def response_cache(state: AppState) -> AsyncIterator[None]:
-    """COMPONENT: publish `state.services["response_cache"]` and close it at shutdown."""
-    cache = create_cache(state.settings)
-    state.services["response_cache"] = cache
-    try:
-        yield
-    finally:
-        state.services.pop("response_cache", None)
-        if cache is not None:
-            await cache.close()

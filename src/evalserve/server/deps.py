@@ -11,10 +11,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from evalserve.engines.base import Engine
-from evalserve.server.state import AppState
+from evalserve.jobs.service import JobService
+from evalserve.server.state import AppState, require
 from evalserve.settings import Settings
 
-__all__ = ["StateDep", "SettingsDep", "EngineDep", "get_state", "state_of"]
+__all__ = ["StateDep", "SettingsDep", "EngineDep", "JobsDep", "get_state", "state_of"]
 
 
 def state_of(request: Request) -> AppState:
@@ -33,6 +34,12 @@ async def _engine(request: Request) -> Engine:
     return state_of(request).ready_engine()
 
 
+async def _jobs(request: Request) -> JobService:
+    return require(state_of(request).components.jobs, "job service")
+
+
 StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[Engine, Depends(_engine)]
+#: The job service; 503 until the lifespan has started it.
+JobsDep = Annotated[JobService, Depends(_jobs)]

@@ -19,7 +19,6 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from evalserve.errors import ConfigurationError, RateLimitError
@@ -27,10 +26,9 @@ from evalserve.errors import ConfigurationError, RateLimitError
 if TYPE_CHECKING:
     from limits import RateLimitItem
 
-    from evalserve.server.state import AppState
     from evalserve.settings import Settings
 
-__all__ = ["RateLimiter", "parse_rate_limits", "tier_for", "rate_limiter", "REDIS_KEY_PREFIX"]
+__all__ = ["RateLimiter", "parse_rate_limits", "tier_for", "REDIS_KEY_PREFIX"]
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +172,3 @@ class RateLimiter:
             with contextlib.suppress(Exception):
                 await client.aclose()
 
-
-@contextlib.asynccontextmanager
-async def rate_limiter(state: AppState) -> AsyncIterator[None]:
-    """COMPONENT: publish `state.services["rate_limiter"]` and release it at shutdown."""
-    limiter = RateLimiter.from_settings(state.settings)
-    state.services["rate_limiter"] = limiter
-    try:
-        yield
-    finally:
-        state.services.pop("rate_limiter", None)
-        await limiter.close()

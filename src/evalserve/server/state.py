@@ -5,27 +5,67 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from evalserve.errors import EngineUnavailableError
 
 if TYPE_CHECKING:
     from evalserve.engines.base import Engine
+    from evalserve.jobs.service import JobService
+    from evalserve.metrics.service import MetricsService
+    from evalserve.server.cache import ResponseCache
+    from evalserve.server.ratelimit import RateLimiter
+    from evalserve.server.telemetry import Telemetry
     from evalserve.settings import Settings
 
-__all__ = ["AppState"]
+__all__ = ["AppState", "Services", "require"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    """What the app's components provide, set by `build_app` (telemetry) and by the lifespan
+    (`server/components.py`, the rest); None while not started or switched off."""
+
+    #: The app's Prometheus metrics (built with the app, before the lifespan).
+    telemetry: Telemetry | None = None
+    #: Cache of deterministic OpenAI responses (None with `CACHE_TTL_SECONDS=0`).
+    response_cache: ResponseCache | None = None
+    #: Per-key, per-model limits of the OpenAI routes.
+    rate_limiter: RateLimiter | None = None
+    #: The port the `METRICS_PORT` server listens on (None when it is off).
+    metrics_port: int | None = None
+    #: Set once the `WARMUP_FILE` warm-up is over (None when there is none).
+    warmup_done: asyncio.Event | None = None
+    #: `/metrics/*` routes and the jobs' metrics hook share it.
+    metrics: MetricsService | None = None
+    #: Evaluation jobs (`/evaluate`, `/jobs`, `/stream`).
+    jobs: JobService | None = None
+
+    @property
+    def active_jobs(self) -> int:
+        """Queued + running jobs (0 before the job service runs)."""
+        return self.jobs.active_jobs() if self.jobs is not None else 0
+
+
+def require(service: T | None, name: str) -> T:
+    """`service`, or a 503 saying `name` is not running yet."""
+    if service is None:
+        raise EngineUnavailableError(f"the {name} is not running; retry in a few seconds")
+    return service
 
 
 @dataclass
 class AppState:
-    """One per app; components started by the lifespan attach their services here."""
+    """One per app: settings, the engine, and the typed services its components provide."""
 
     settings: Settings
     engine: Engine
     started_at: float = field(default_factory=time.time)
     engine_ready: asyncio.Event = field(default_factory=asyncio.Event)
     engine_error: BaseException | None = None
-    services: dict[str, Any] = field(default_factory=dict)
+    components: Services = field(default_factory=Services)
 
     @property
     def loaded(self) -> bool:

@@ -1,7 +1,8 @@
 """Prometheus telemetry: one `Telemetry` per app (its own `CollectorRegistry`), a request-count
-middleware labelled by route template, `GET /metrics`, and the separate `METRICS_PORT` server.
+middleware labelled by route template, and the separate `METRICS_PORT` server (`GET /metrics`
+is `routes/prometheus.py`).
 
-Other components record through `state.services["telemetry"]`, e.g.
+Other components record through the app's `Services.telemetry`, e.g.
 `telemetry.items_graded.inc()` when a job item is graded.
 """
 
@@ -10,11 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
-
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -22,9 +20,10 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from evalserve.server.state import AppState
+    from evalserve.engines.base import Engine
+    from evalserve.settings import Settings
 
-__all__ = ["Telemetry", "install_telemetry", "metrics_server", "router"]
+__all__ = ["Telemetry", "install_telemetry", "metrics_server"]
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +31,18 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class Telemetry:
-    """Every metric evalserve exports, registered in a registry of its own."""
+    """Every metric evalserve exports, registered in a registry of its own.
 
-    def __init__(self, state: AppState) -> None:
+    Args:
+        engine: the app's engine (its queue is read at scrape time).
+        loaded: whether the engine is ready now.
+        active_jobs: queued + running jobs now.
+    """
+
+    def __init__(self, engine: Engine, *, loaded: Callable[[], bool],
+                 active_jobs: Callable[[], int]) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
-        self.state = state
         self.registry: CollectorRegistry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.generation_seconds = Histogram(
@@ -63,7 +68,7 @@ class Telemetry:
             "evalserve_http_request_seconds", "HTTP request latency (until the headers).",
             ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r)
         self.items_graded = Counter("evalserve_items_graded", "Job items graded.", registry=r)
-        r.register(_LiveCollector(state))
+        r.register(_LiveCollector(engine, loaded, active_jobs))
 
     def observe_generation(self, model: str, endpoint: str, seconds: float,
                            prompt_tokens: int, completion_tokens: int) -> None:
@@ -82,10 +87,13 @@ class Telemetry:
 class _LiveCollector:
     """Gauges read at scrape time: engine queue, active jobs, process and GPU usage."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, engine: Engine, loaded: Callable[[], bool],
+                 active_jobs: Callable[[], int]) -> None:
         import psutil
 
-        self.state = state
+        self.engine = engine
+        self.loaded = loaded
+        self.active_jobs = active_jobs
         self.process = psutil.Process()
         self.process.cpu_percent(None)
         self._nvml: Any = _init_nvml()
@@ -96,22 +104,19 @@ class _LiveCollector:
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
-        engine = self.state.engine
-        loaded = self.state.loaded
-        # optional engine attributes: not every engine has a local queue
-        depth = getattr(engine, "queue_depth", 0) if loaded else 0
-        running = getattr(engine, "running", None) if loaded else None
+        loaded = self.loaded()
+        depth = self.engine.queue_depth if loaded else 0
+        running = self.engine.running if loaded else None  # None: the engine cannot tell
         yield GaugeMetricFamily("evalserve_engine_queue_depth",
                                 "Sequences waiting to be decoded (requests in flight upstream "
                                 "for the openai engine).", value=float(depth))
-        if isinstance(running, int):
+        if running is not None:
             yield GaugeMetricFamily("evalserve_engine_running", "Sequences being decoded.",
                                     value=float(running))
-        active = self.state.services.get("active_jobs")
         yield GaugeMetricFamily("evalserve_active_jobs", "Jobs queued or running.",
-                                value=float(active() if active else 0))
+                                value=float(self.active_jobs()))
         yield GaugeMetricFamily("evalserve_model_loaded", "1 when the engine is ready.",
-                                value=1.0 if self.state.loaded else 0.0)
+                                value=1.0 if loaded else 0.0)
         with self.process.oneshot():
             cpu = self.process.cpu_percent(None)
             rss = self.process.memory_info().rss
@@ -191,47 +196,31 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def install_telemetry(app: FastAPI, state: AppState) -> Telemetry:
-    """Create the app's telemetry, publish it as `state.services["telemetry"]`, count requests."""
-    telemetry = Telemetry(state)
-    state.services["telemetry"] = telemetry
+def install_telemetry(app: FastAPI, telemetry: Telemetry) -> Telemetry:
+    """Count `app`'s requests in `telemetry` (add it as the outermost middleware)."""
     app.add_middleware(_RequestCounter, telemetry=telemetry)
     return telemetry
 
 
-router = APIRouter(tags=["telemetry"])
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    """Prometheus exposition (behind auth when API_TOKEN is set; METRICS_PORT never is)."""
-    from prometheus_client import CONTENT_TYPE_LATEST
-
-    telemetry: Telemetry = request.app.state.evalserve.services["telemetry"]
-    return Response(telemetry.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
 @contextlib.asynccontextmanager
-async def metrics_server(state: AppState) -> AsyncIterator[None]:
-    """COMPONENT: serve the registry on METRICS_PORT (0 disables) until shutdown."""
-    port = state.settings.metrics_port
-    telemetry: Telemetry | None = state.services.get("telemetry")
-    if not port or telemetry is None:
-        yield
+async def metrics_server(settings: Settings, telemetry: Telemetry) -> AsyncIterator[int | None]:
+    """Serve `telemetry` on `METRICS_PORT` (0 disables) until exit; yields the port listened
+    on, or None when off (or the port is taken: logged, the app still starts)."""
+    port = settings.metrics_port
+    if not port:
+        yield None
         return
     from prometheus_client import start_http_server
 
     try:
-        server, thread = start_http_server(port, addr=state.settings.host,
-                                           registry=telemetry.registry)
+        server, thread = start_http_server(port, addr=settings.host, registry=telemetry.registry)
     except OSError as exc:
         log.error("cannot serve metrics on METRICS_PORT=%s (%s); set METRICS_PORT to a free "
                   "port, or 0 to disable it (GET /metrics still works)", port, exc)
-        yield
+        yield None
         return
-    state.services["metrics_port"] = server.server_address[1]
     try:
-        yield
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()

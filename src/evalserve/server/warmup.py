@@ -1,10 +1,11 @@
 """Start-up warm-up from `WARMUP_FILE`: the first graded request is not the slowest.
 
-A server COMPONENT. With `WARMUP_FILE` set it waits for the engine, then answers the file's
-first `WARMUP_MAX_PROMPTS` prompts as one `/predict` batch of at most `WARMUP_MAX_TOKENS`
-tokens each, and logs how long that took. `GET /` reports `loading` until the warm-up is
-over (graders start their clock when `GET /` answers); `/health` is not delayed. Warm-up
-failures (missing file, bad lines, engine errors) are logged and never stop the server.
+A server component (`server/components.py`). With `WARMUP_FILE` set it waits for the engine,
+then answers the file's first `WARMUP_MAX_PROMPTS` prompts as one `/predict` batch of at most
+`WARMUP_MAX_TOKENS` tokens each, and logs how long that took. `GET /` reports `loading` until
+the warm-up is over (graders start their clock when `GET /` answers); `/health` is not
+delayed. Warm-up failures (missing file, bad lines, engine errors) are logged and never stop
+the server.
 """
 
 from __future__ import annotations
@@ -14,22 +15,24 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evalserve.generation.predict import PredictOptions, predict
-from evalserve.server.state import AppState
+
+if TYPE_CHECKING:
+    from evalserve.engines.base import Engine
+    from evalserve.server.state import AppState
+    from evalserve.settings import Settings
 
 __all__ = ["warmup", "is_warm", "read_warmup_prompts"]
 
 log = logging.getLogger(__name__)
 
-_KEY = "warmup_done"
-
-
 def is_warm(state: AppState) -> bool:
     """False while a warm-up is still running (True when none was configured)."""
-    done = state.services.get(_KEY)
+    done = state.components.warmup_done
     return done is None or done.is_set()
 
 
@@ -59,10 +62,10 @@ def read_warmup_prompts(path: Path, limit: int) -> list[str]:
     return prompts
 
 
-async def _run(state: AppState, done: asyncio.Event) -> None:
-    settings = state.settings
+async def _run(settings: Settings, engine_provider: Callable[[], Awaitable[Engine]],
+               done: asyncio.Event) -> None:
     try:
-        engine = await state.wait_engine()
+        engine = await engine_provider()
         assert settings.warmup_file is not None
         prompts = await asyncio.to_thread(
             read_warmup_prompts, settings.warmup_file, settings.warmup_max_prompts
@@ -86,16 +89,17 @@ async def _run(state: AppState, done: asyncio.Event) -> None:
 
 
 @contextlib.asynccontextmanager
-async def warmup(state: AppState) -> AsyncIterator[None]:
-    """COMPONENT: runs the warm-up in the background while the server starts answering."""
-    if state.settings.warmup_file is None:
-        yield
+async def warmup(settings: Settings, engine_provider: Callable[[], Awaitable[Engine]]
+                 ) -> AsyncIterator[asyncio.Event | None]:
+    """Run the warm-up in the background while the server starts answering; yields the event
+    set once it is over (None without `WARMUP_FILE`). Exiting cancels an unfinished one."""
+    if settings.warmup_file is None:
+        yield None
         return
     done = asyncio.Event()
-    state.services[_KEY] = done
-    task = asyncio.create_task(_run(state, done))
+    task = asyncio.create_task(_run(settings, engine_provider, done))
     try:
-        yield
+        yield done
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

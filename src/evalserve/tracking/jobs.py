@@ -1,13 +1,13 @@
 """Tracked jobs: `POST /evaluate` with `"track": {"experiment", "run_name"}` logs an MLflow run
 when the job completes.
 
-`tracking_component` (a server lifespan component) registers two job-runner hooks:
+Two job-runner hooks, which the server passes to its `JobRunner`:
 
-- an item hook that, for tracked jobs only, keeps the item's input fields in its result record
-  under `input` (persisted with the result, so a job resumed after a restart still has every
-  row's inputs for the MLflow table);
-- a finish hook that logs the run in a worker thread (MLflow is blocking) and returns a
-  `tracking` event: `{"status": "logged", "run_id", "experiment_id", ...}` or
+- `remember_inputs`, an item hook that, for tracked jobs only, keeps the item's input fields in
+  its result record under `input` (persisted with the result, so a job resumed after a restart
+  still has every row's inputs for the MLflow table);
+- `TrackedJobLogger`, a finish hook that logs the run in a worker thread (MLflow is blocking)
+  and returns a `tracking` event: `{"status": "logged", "run_id", "experiment_id", ...}` or
   `{"status": "failed", "message"}`. A tracking failure never fails the job: its results are
   stored and it still completes.
 """
@@ -15,19 +15,20 @@ when the job completes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from evalserve.errors import InvalidInputError, TrackingError
 
 if TYPE_CHECKING:
+    from evalserve.engines.base import Engine
     from evalserve.jobs.models import Job
-    from evalserve.server.state import AppState
+    from evalserve.settings import Settings
 
-__all__ = ["validate_track", "track_option", "tracking_component", "TRACKING_EVENT", "INPUT_KEY"]
+__all__ = ["validate_track", "track_option", "remember_inputs", "TrackedJobLogger",
+           "TRACKING_EVENT", "INPUT_KEY"]
 
 log = logging.getLogger(__name__)
 
@@ -71,58 +72,39 @@ def track_option(track: Any) -> dict[str, Any]:
         raise ValueError(exc.message) from None
 
 
-def _tracked(job: Job | None) -> bool:
-    return job is not None and bool(job.options.track is not None)
+def _tracked(job: Job) -> bool:
+    return job.options.track is not None
 
 
-def remember_inputs(item: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def remember_inputs(job: Job, item: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     """Item hook: keep a tracked item's inputs in its record (nothing for other jobs)."""
-    from evalserve.jobs.runner import current_job
-
-    job = current_job.get(None)
     return {INPUT_KEY: dict(item)} if _tracked(job) else {}
 
 
-def _log_job(state: AppState, job: Job, records: list[dict[str, Any]]) -> dict[str, Any]:
-    from evalserve.judge.rubric import Rubric
-    from evalserve.tracking.mlflow import log_evaluation_run, resolve_tracking_uri
+class TrackedJobLogger:
+    """Finish hook: log a tracked job as an MLflow run and return its `tracking` event.
 
-    track = job.options.track or {}
-    rubric = Rubric.model_validate(job.rubric)
-    items = [r.get(INPUT_KEY) or {} for r in records]
-    rows = [{k: v for k, v in r.items() if k != INPUT_KEY} for r in records]
-    kit = getattr(state.services.get("jobs"), "kit", None)
-    # finish hooks run before the job is marked finished: elapsed is up to now
-    elapsed = job.elapsed(time.time())
-    run = log_evaluation_run(
-        rows,
-        rubric=rubric,
-        items=items,
-        params={
-            "engine": state.settings.engine,
-            "model": state.engine.model_id,
-            "temperature": getattr(kit, "temperature", None),
-            "max_tokens": getattr(kit, "max_tokens", None) or "rubric default",
-            "job_id": job.id,
-            "items": job.total,
-        },
-        metrics_extra={"items_per_second": len(rows) / elapsed} if elapsed else None,
-        experiment=track.get("experiment"),
-        run_name=track.get("run_name") or f"job-{job.id[:8]}",
-        tracking_uri=resolve_tracking_uri(state.settings),
-        tags={"source": "job", "job_id": job.id, **(track.get("tags") or {})},
-    )
-    return run.as_event()
+    Args:
+        settings: the server's settings (`MLFLOW_TRACKING_URI`, or `DATA_DIR/mlflow.db`, and
+            the `ENGINE` name logged as a parameter).
+        engine: the engine grading the jobs (its `model_id` is logged).
+        temperature: the judge's sampling temperature, logged as a parameter.
+        max_tokens: the judge's output budget (None: each rubric's own), logged too.
+    """
 
+    def __init__(self, settings: Settings, engine: Engine, *, temperature: float | None = None,
+                 max_tokens: int | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.__name__ = "log_tracked_job"  # how the runner names the hook in `error` events
 
-def tracking_component(state: AppState) -> contextlib.AbstractAsyncContextManager[None]:
-    """Lifespan component: register the tracking hooks with the job runner while the app runs."""
-
-    async def log_tracked_job(job: Job, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def __call__(self, job: Job, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not _tracked(job):
             return []
         try:
-            data = await asyncio.to_thread(_log_job, state, job, records)
+            data = await asyncio.to_thread(self._log, job, records)
         except TrackingError as exc:
             log.warning("job %s: %s", job.id, exc.message)
             data = {"status": "failed", "message": exc.message, "code": exc.code}
@@ -132,20 +114,32 @@ def tracking_component(state: AppState) -> contextlib.AbstractAsyncContextManage
                     "code": "tracking_error"}
         return [{"event": TRACKING_EVENT, "data": {"job_id": job.id, **data}}]
 
-    @contextlib.asynccontextmanager
-    async def run() -> AsyncIterator[None]:
-        from evalserve.jobs.runner import FINISH_HOOKS, ITEM_HOOKS
+    def _log(self, job: Job, records: list[dict[str, Any]]) -> dict[str, Any]:
+        from evalserve.judge.rubric import Rubric
+        from evalserve.tracking.mlflow import log_evaluation_run, resolve_tracking_uri
 
-        if remember_inputs not in ITEM_HOOKS:
-            ITEM_HOOKS.append(remember_inputs)
-        FINISH_HOOKS.append(log_tracked_job)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ValueError):
-                FINISH_HOOKS.remove(log_tracked_job)
-            if not any(getattr(h, "__name__", "") == "log_tracked_job" for h in FINISH_HOOKS):
-                with contextlib.suppress(ValueError):
-                    ITEM_HOOKS.remove(remember_inputs)
-
-    return run()
+        track = job.options.track or {}
+        rubric = Rubric.model_validate(job.rubric)
+        items = [r.get(INPUT_KEY) or {} for r in records]
+        rows = [{k: v for k, v in r.items() if k != INPUT_KEY} for r in records]
+        # finish hooks run before the job is marked finished: elapsed is up to now
+        elapsed = job.elapsed(time.time())
+        run = log_evaluation_run(
+            rows,
+            rubric=rubric,
+            items=items,
+            params={
+                "engine": self.settings.engine,
+                "model": self.engine.model_id,
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens or "rubric default",
+                "job_id": job.id,
+                "items": job.total,
+            },
+            metrics_extra={"items_per_second": len(rows) / elapsed} if elapsed else None,
+            experiment=track.get("experiment"),
+            run_name=track.get("run_name") or f"job-{job.id[:8]}",
+            tracking_uri=resolve_tracking_uri(self.settings),
+            tags={"source": "job", "job_id": job.id, **(track.get("tags") or {})},
+        )
+        return run.as_event()

@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
-from evalserve.server.deps import SettingsDep
+from evalserve.server.deps import JobsDep, SettingsDep
 from evalserve.server.protocol.jobs import EvaluateRequest, EvaluateResponse
-from evalserve.server.routes.jobs import JobsDep
 from evalserve.server.sse import job_event_stream, parse_last_event_id
 
 __all__ = ["router"]

@@ -15,12 +15,11 @@ router = APIRouter(tags=["health"])
 async def health(state: StateDep) -> dict:
     """Seed 000 shape: status, model_loaded, gpu_available, active_jobs."""
     info = await state.engine.health() if state.loaded else None
-    counter = state.services.get("active_jobs")
     return {
         "status": "healthy" if state.loaded else ("error" if state.engine_error else "loading"),
         "model_loaded": bool(info and info.loaded),
         "gpu_available": bool(info and info.gpu_available),
-        "active_jobs": counter() if counter else 0,
+        "active_jobs": state.components.active_jobs,
         "model": state.engine.model_id,
         "timestamp": time.time(),
     }

@@ -5,29 +5,17 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from evalserve.errors import EngineUnavailableError
 from evalserve.jobs.export import MEDIA_TYPES
 from evalserve.jobs.models import JobStatus
-from evalserve.jobs.service import JobService
-from evalserve.server.deps import StateDep
+from evalserve.server.deps import JobsDep
 from evalserve.server.protocol.jobs import JobList, JobView
 
 __all__ = ["router", "JobsDep"]
 
 router = APIRouter(tags=["jobs"])
-
-
-def _jobs(state: StateDep) -> JobService:
-    service = state.services.get("jobs")
-    if service is None:
-        raise EngineUnavailableError("the job service is not running; retry in a few seconds")
-    return service
-
-
-JobsDep = Annotated[JobService, Depends(_jobs)]
 
 
 @router.get("/jobs")

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends
 
 from evalserve.engines.base import GenerationRequest
 from evalserve.generation.summary import summarize
-from evalserve.judge.factuality import build_metrics_service
 from evalserve.metrics.service import MetricsService
 from evalserve.server.deps import StateDep
 from evalserve.server.protocol.metrics import (
@@ -31,24 +30,17 @@ from evalserve.server.protocol.metrics import (
     TargetStat,
     Usage,
 )
-from evalserve.server.state import AppState
+from evalserve.server.state import require
 
 __all__ = ["router", "metrics_service"]
 
 router = APIRouter(tags=["metrics"])
 
 
-def metrics_service(state: StateDep) -> MetricsService:
-    """The app's `MetricsService` (created on first use; it waits for the engine itself)."""
-    service = state.services.get("metrics_service")
-    if service is None:
-        service = _build_service(state)
-        state.services["metrics_service"] = service
-    return service
-
-
-def _build_service(state: AppState) -> MetricsService:
-    return build_metrics_service(state.settings, state.wait_engine)
+async def metrics_service(state: StateDep) -> MetricsService:
+    """The app's `MetricsService`, built once by the lifespan (`server/components.py`) and
+    shared with the jobs' metrics hook (it waits for the engine itself)."""
+    return require(state.components.metrics, "metrics service")
 
 
 ServiceDep = Annotated[MetricsService, Depends(metrics_service)]

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi.responses import Response
 
 from evalserve.engines.base import GenerationRequest, OutputConstraint, StreamDelta
-from evalserve.errors import EngineError, EvalserveError, InvalidInputError, NotFoundError
+from evalserve.errors import (
+    EngineError,
+    EvalserveError,
+    InvalidInputError,
+    NotFoundError,
+    error_body,
+)
 from evalserve.server.cache import cache_key, is_cacheable
 
 if TYPE_CHECKING:
@@ -43,8 +49,8 @@ class Call:
         self.engine = engine
         self.endpoint = endpoint
         self.model = model
-        self.telemetry: Telemetry | None = state.services.get("telemetry")
-        self.cache = state.services.get("response_cache")
+        self.telemetry: Telemetry | None = state.components.telemetry
+        self.cache = state.components.response_cache
         self.key: str | None = None
         self.started = time.perf_counter()
 
@@ -97,12 +103,12 @@ async def begin(state: AppState, endpoint: str, model: str, identity: str) -> Ca
         raise NotFoundError(
             f"model {model!r} is not served here; use one of: {', '.join(served)} "
             "(GET /v1/models)", code="model_not_found")
-    limiter = state.services.get("rate_limiter")
+    limiter = state.components.rate_limiter
     if limiter is not None:
         try:
             await limiter.hit(identity, model)
         except EvalserveError:
-            telemetry = state.services.get("telemetry")
+            telemetry = state.components.telemetry
             if telemetry is not None:
                 telemetry.rate_limited.labels(model).inc()
             raise
@@ -235,8 +241,7 @@ def sse_response(first: Any, rest: AsyncIterator[Any],
                 yield {"data": dumps(chunk).decode()}
         except EvalserveError as exc:
             call.failed(exc)
-            yield {"data": dumps({"error": {"message": exc.message, "type": exc.type,
-                                            "code": exc.code}}).decode()}
+            yield {"data": dumps({"error": error_body(exc)}).decode()}
         finally:
             await rest.aclose()  # type: ignore[attr-defined]
         yield {"data": "[DONE]"}
