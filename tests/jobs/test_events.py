@@ -12,6 +12,7 @@ from evalserve.jobs.events import EventBus, follow_events
 from evalserve.jobs.models import Job, JobStatus
 from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.jobs.store import NewEvent, StatusChange
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -35,10 +36,7 @@ async def test_replays_stored_then_follows_live(store: SQLiteJobStore) -> None:
 
     late = asyncio.create_task(follow(0))
     resumed = asyncio.create_task(follow(1))
-    for _ in range(100):
-        if bus.subscribers("j") == 2:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bus.subscribers("j") == 2, what="both followers subscribed")
     bus.publish(await store.commit(events=[NewEvent("j", "c", {})]))
     bus.publish(await store.commit(events=[NewEvent("j", "done", {}, final=True)]))
     got = await asyncio.wait_for(late, 5)
@@ -51,10 +49,7 @@ async def test_events_the_bus_never_delivered_are_read_from_the_store(
         store: SQLiteJobStore) -> None:
     bus = EventBus()
     follower = asyncio.create_task(_ids(store, bus))
-    for _ in range(500):
-        if bus.subscribers("j") == 1:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bus.subscribers("j") == 1, what="the follower subscribed")
     stored = await store.commit(events=[NewEvent("j", "a", {}), NewEvent("j", "b", {})])
     final = await store.commit(events=[NewEvent("j", "done", {}, final=True)])
     bus.publish(final)  # events 1 and 2 never published: the gap is noticed
