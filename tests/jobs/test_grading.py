@@ -12,6 +12,7 @@ from evalserve.engines.base import GenerationRequest
 from evalserve.errors import ConfigurationError, InvalidInputError, NotFoundError
 from evalserve.jobs.grading import DEFAULT_RUBRIC, JudgeKit
 from evalserve.judge.rubric import Rubric, load_rubric
+from evalserve.settings import load_settings
 from tests.fakes import ScriptedEngine
 
 ITEM = {"id_alumno": "A001", "curso": "3r ESO", "consigna": "Explica la fotosíntesi",
@@ -124,3 +125,21 @@ def test_failed_record_uses_the_rubric_names(rubric: str, record: dict) -> None:
     kit = JudgeKit()
     grader = kit.grader(ScriptedEngine(teacher_answer), kit.load_rubric(rubric)[1])
     assert grader.failed_record("A009", "prompt too long") == record
+
+
+def test_from_settings_takes_rubrics_dir_and_only_an_explicit_max_new_tokens(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    default = JudgeKit.from_settings(load_settings())
+    assert (default.rubrics_dir, default.max_tokens) == (None, None)  # each rubric's budget
+    monkeypatch.setenv("RUBRICS_DIR", str(tmp_path))
+    monkeypatch.setenv("MAX_NEW_TOKENS", "256")  # the default value, but set on purpose
+    kit = JudgeKit.from_settings(load_settings())
+    assert (kit.rubrics_dir, kit.max_tokens) == (tmp_path, 256)
+
+
+async def test_an_explicit_max_new_tokens_caps_the_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_NEW_TOKENS", "64")
+    engine = ScriptedEngine(teacher_answer)
+    kit = JudgeKit.from_settings(load_settings())
+    await kit.grader(engine, kit.load_rubric(None)[1]).grade(ITEM, 0)
+    assert engine.requests[0].max_tokens == 64
