@@ -144,3 +144,32 @@ def test_calibrate_targets_then_two_list_loss(monkeypatch: pytest.MonkeyPatch, t
     body = app_client.get_loss(O, G)  # reads ./targets.json written above
     assert body["targets"]["fkgl"]["mean"] == pytest.approx(targets["fkgl"]["mean"])
     assert body["targets"]["factuality"]["mean"] == 1.0
+
+
+def test_the_public_names_are_pinned() -> None:
+    # seed 002's training code imports these from `evalserve.client`; removing one breaks it
+    names = ("DEFAULT_URL DEFAULT_TARGETS_FILE EvalserveClient EvalserveHTTPError "
+             "calibrate_targets calibrateTargets get_factuality get_loss get_readability "
+             "get_relevance get_rouge generate_summary getFactuality getLoss getReadability "
+             "getRelevance").split()
+    assert sorted(client_mod.__all__) == sorted(names)
+    assert all(getattr(client_mod, name) is not None for name in names)
+    assert client_mod.EvalserveHTTPError.__module__ == "evalserve.client.http"
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (None, "not found: run `evalserve calibrate` first"),
+    ("{oops", "is not valid JSON"),
+    ("[1, 2]", "must hold a JSON object"),
+])
+def test_a_bad_targets_file_fails_before_any_request(tmp_path: Path, content: str | None,
+                                                     fragment: str) -> None:
+    from evalserve.errors import InvalidInputError
+
+    path = tmp_path / "mine.json"
+    if content is not None:
+        path.write_text(content)
+    transport = httpx.MockTransport(lambda r: pytest.fail("no request should be sent"))
+    c = EvalserveClient("http://x", http=httpx.Client(base_url="http://x", transport=transport))
+    with pytest.raises(InvalidInputError, match=fragment):
+        c.get_loss(O, G, targets=path)

@@ -22,29 +22,16 @@ from rich.console import Console
 from rich.table import Table
 
 from evalserve.errors import ConfigurationError, InvalidInputError
-from evalserve.generation.bench import (
-    GRADER_THRESHOLD,
-    QAItem,
-    RunResult,
-    estimate_tokens,
-    read_qa,
-    run_engine,
-    run_prompts,
-    score,
-    summarize,
-    token_counter,
-)
+from evalserve.generation import bench
 from evalserve.settings import Settings, load_settings
 
-# The library names stay importable from here, as before the move to generation.bench.
-__all__ = ["bench_app", "bench_predict", "QAItem", "read_qa", "token_counter", "estimate_tokens",
-           "GRADER_THRESHOLD"]
+__all__ = ["bench_app", "bench_predict"]
 
 bench_app = typer.Typer(help="Measure throughput and accuracy.", no_args_is_help=True)
 
 
 async def run_http(url: str, prompts: Sequence[str], *, batch: bool, concurrency: int,
-                   token: str | None, wait_s: float, timeout_s: float) -> RunResult:
+                   token: str | None, wait_s: float, timeout_s: float) -> bench.RunResult:
     """Send `prompts` to a running server's `POST /predict`, once it answers `GET /`."""
     from evalserve.client.predict import PredictClient
 
@@ -56,15 +43,15 @@ async def run_http(url: str, prompts: Sequence[str], *, batch: bool, concurrency
                 f"{client.url} is not in batch mode (GET / says {status!r}): start it with "
                 "BATCH_MODE=1, or drop --batch"
             )
-        run = await run_prompts(prompts, one=client.predict,
-                                batch=client.predict_batch if batch else None,
-                                concurrency=concurrency)
+        run = await bench.run_prompts(prompts, one=client.predict,
+                                      batch=client.predict_batch if batch else None,
+                                      concurrency=concurrency)
     run.info["status"] = status
     return run
 
 
 async def run_inprocess(settings: Settings, prompts: Sequence[str], *, batch: bool,
-                        concurrency: int, console: Console) -> tuple[RunResult, Any]:
+                        concurrency: int, console: Console) -> tuple[bench.RunResult, Any]:
     """Start the configured engine here and answer through `evalserve.generation.predict`.
     Returns the result and the (closed) engine, whose tokenizer can still count tokens."""
     from evalserve.engines.registry import running
@@ -73,8 +60,8 @@ async def run_inprocess(settings: Settings, prompts: Sequence[str], *, batch: bo
     async with contextlib.AsyncExitStack() as stack:
         with console.status("loading model..."):
             engine = await stack.enter_async_context(running(settings))
-        run = await run_engine(engine, prompts, PredictOptions.from_settings(settings),
-                               batch=batch, concurrency=concurrency)
+        run = await bench.run_engine(engine, prompts, PredictOptions.from_settings(settings),
+                                     batch=batch, concurrency=concurrency)
     return run, engine
 
 
@@ -93,11 +80,11 @@ def _table(summary: dict[str, Any]) -> Table:
         d = summary[key]
         table.add_row(label, f"mean {d['mean']:.4f}")
         table.add_row("  p10 / median / p90", f"{d['p10']:.3f} / {d['p50']:.3f} / {d['p90']:.3f}")
-        table.add_row(f"  share >= {GRADER_THRESHOLD}", f"{d['at_least_threshold']:.0%}")
+        table.add_row(f"  share >= {bench.GRADER_THRESHOLD}", f"{d['at_least_threshold']:.0%}")
         table.add_row("  histogram (0-0.2 … 0.8-1)",
                       " / ".join(str(v) for v in d["histogram"].values()))
     verdict = "passes" if summary["rouge_l_grader"]["passes"] else "FAILS"
-    table.add_row("leaderboard threshold", f"{verdict} (mean >= {GRADER_THRESHOLD})")
+    table.add_row("leaderboard threshold", f"{verdict} (mean >= {bench.GRADER_THRESHOLD})")
     return table
 
 
@@ -129,13 +116,13 @@ def bench_predict(
     if lang not in ("auto", "zh", "en"):
         raise InvalidInputError(f"--lang {lang!r}: use auto, zh or en")
     settings = load_settings()
-    items = read_qa(data, limit)
+    items = bench.read_qa(data, limit)
     prompts = [item.prompt for item in items]
     console = Console(stderr=True, highlight=False)
     mode = "batch" if batch else f"concurrency {concurrency}"
 
     if url:
-        count, counter = token_counter(settings, tokenizer)
+        count, counter = bench.token_counter(settings, tokenizer)
         with console.status(f"sending {len(prompts)} prompts to {url} ({mode})..."):
             run = asyncio.run(run_http(url, prompts, batch=batch, concurrency=concurrency,
                                        token=token, wait_s=wait, timeout_s=timeout))
@@ -144,14 +131,15 @@ def bench_predict(
         run, engine = asyncio.run(run_inprocess(settings, prompts, batch=batch,
                                                 concurrency=concurrency, console=console))
         if tokenizer:
-            count, counter = token_counter(settings, tokenizer)
+            count, counter = bench.token_counter(settings, tokenizer)
         else:
             count, counter = engine.count_tokens, f"tokenizer of {engine.model_id}"
         mode = f"in-process, {mode}"
 
     tokens = [count(a) if a else 0 for a in run.answers]
-    standard, grader = score(items, run.answers, lang)
-    summary = summarize(run, tokens, standard, grader, mode=mode, counter=counter, lang=lang)
+    standard, grader = bench.score(items, run.answers, lang)
+    summary = bench.summarize(run, tokens, standard, grader, mode=mode, counter=counter,
+                              lang=lang)
     if out:
         with out.open("w", encoding="utf-8") as fh:
             for i, (item, answer) in enumerate(zip(items, run.answers)):
