@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from evalserve.client.http import auth_headers
+
 HERE = Path(__file__).resolve().parent
 
 INSTRUCTIONS = (
@@ -38,9 +40,8 @@ GRADING_PROMPT = (
 
 def served_model(base_url: str, api_key: str | None) -> str:
     """The first model listed by the server's `/v1/models`."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     url = base_url.rstrip("/").removesuffix("/v1") + "/v1/models"
-    return httpx.get(url, headers=headers, timeout=30).json()["data"][0]["id"]
+    return httpx.get(url, headers=auth_headers(api_key), timeout=30).json()["data"][0]["id"]
 
 
 def run_genai(df, base_url: str, model: str, api_key: str | None) -> list[tuple]:

@@ -23,6 +23,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from evalserve.client.http import auth_headers
+
 __all__ = [
     "chat_completions_url",
     "judge_response_format",
@@ -95,7 +97,7 @@ def _auth(api_key: str | None) -> dict[str, str] | None:
     # MLflow's OpenAI provider refuses to start without OPENAI_API_KEY; the header below is
     # what evalserve checks, so the environment only needs *a* value.
     os.environ.setdefault("OPENAI_API_KEY", api_key or PLACEHOLDER_KEY)
-    return {"Authorization": f"Bearer {api_key}"} if api_key else None
+    return auth_headers(api_key) or None
 
 
 def make_evalserve_judge(
