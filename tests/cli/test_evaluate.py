@@ -70,7 +70,8 @@ def test_evaluate_against_a_server(tmp_path: Path, live_server) -> None:  # noqa
     result = CliRunner().invoke(app, ["evaluate", str(source), "--server", live_server.url,
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    with out.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     assert [r["id_alumno"] for r in rows] == ["S0", "S1"]
     assert all(r["status"] == "scored" and r["nota"] in "012345" for r in rows)
     assert "complete: 2 results, 2 scored" in result.output
@@ -85,3 +86,19 @@ def test_evaluate_reports_bad_items_from_the_server(tmp_path: Path, live_server)
     result = CliRunner().invoke(app, ["evaluate", str(source), "--server", live_server.url])
     assert isinstance(result.exception, InvalidInputError)
     assert "items[0] lacks the field(s) ['consigna', 'respuesta']" in result.exception.message
+
+
+def test_in_process_engine_is_started_and_closed(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalserve.engines import registry
+    from tests.fakes import ScriptedEngine
+    from tests.jobs.helpers import answer
+
+    fake = ScriptedEngine(lambda request: answer(3))
+    monkeypatch.setattr(registry, "create_engine", lambda settings: fake)
+    source = tmp_path / "items.jsonl"
+    source.write_text("\n".join(json.dumps(i) for i in ITEMS), encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "complete: 3 results, 3 scored, 0 unscored, mean nota 3.000" in result.output
+    assert fake.started and fake.closed and len(fake.requests) == 3
