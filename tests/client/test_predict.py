@@ -55,3 +55,12 @@ async def test_error_answers_and_wrong_answer_counts() -> None:
     async with _client(lambda r: httpx.Response(200, json={"response": ["one"]})) as client:
         with pytest.raises(UpstreamError, match="returned 1 answers for 2 prompts"):
             await client.predict_batch(["a", "b"])
+
+
+async def test_an_unreachable_server_is_an_upstream_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    async with _client(handler) as client:
+        with pytest.raises(UpstreamError, match="cannot reach evalserve at http://srv"):
+            await client.predict("a")

@@ -26,16 +26,6 @@ from evalserve.errors import EvalserveError, InvalidInputError, NotFoundError, U
 __all__ = ["JobsClient"]
 
 
-def _library_error(err: EvalserveHTTPError, url: object) -> EvalserveError:
-    if err.status == 404:
-        return NotFoundError(err.message)
-    if err.status in (400, 409, 422):
-        return InvalidInputError(err.message)
-    if err.status == 0:
-        return UpstreamError(err.message)
-    return UpstreamError(f"{url} answered {err.status}: {err.message}")
-
-
 class JobsClient(AsyncConnection):
     """Jobs on a server at `base_url` (bearer `token` if the server needs one).
 
@@ -48,14 +38,24 @@ class JobsClient(AsyncConnection):
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.http = async_client(base_url, token, timeout=httpx.Timeout(timeout, read=None),
+        self.url = base_url.rstrip("/")
+        self.http = async_client(self.url, token, timeout=httpx.Timeout(timeout, read=None),
                                  transport=transport)
+
+    def _library_error(self, err: EvalserveHTTPError, path: str) -> EvalserveError:
+        if err.status == 404:
+            return NotFoundError(err.message)
+        if err.status in (400, 409, 422):
+            return InvalidInputError(err.message)
+        if err.status == 0:
+            return UpstreamError(err.message)
+        return UpstreamError(f"{self.url}{path} answered {err.status}: {err.message}")
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return await send_async(self.http, method, path, **kwargs)
         except EvalserveHTTPError as err:
-            raise _library_error(err, self.http.base_url.join(path)) from None
+            raise self._library_error(err, path) from None
 
     async def submit(self, items: list[dict[str, Any]], rubric: str | dict | None = None,
                      **options: Any) -> dict[str, Any]:
@@ -84,10 +84,9 @@ class JobsClient(AsyncConnection):
                         if is_final(message):
                             return
         except httpx.TransportError as exc:
-            err = transport_error(exc, str(self.http.base_url).rstrip("/"), path)
-            raise _library_error(err, path) from None
+            raise self._library_error(transport_error(exc, self.url, path), path) from None
         except EvalserveHTTPError as err:
-            raise _library_error(err, self.http.base_url.join(path)) from None
+            raise self._library_error(err, path) from None
 
     async def results(self, job_id: str, fmt: str = "jsonl") -> str:
         """`GET /jobs/{job_id}/results` in `fmt` (`jsonl`, `json` or `csv`), as text."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from evalserve.client.http import AsyncConnection, async_client, error_from_response
+from evalserve.client.http import AsyncConnection, EvalserveHTTPError, async_client, send_async
 from evalserve.errors import UpstreamError
 
 __all__ = ["PredictClient"]
@@ -63,12 +63,10 @@ class PredictClient(AsyncConnection):
 
     async def _post(self, body: dict[str, Any], expected: int | None) -> Any:
         try:
-            response = await self.http.post("/predict", json=body)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"POST /predict to {self.url} failed: {exc!r}") from None
-        if response.status_code != 200:
-            err = error_from_response(response)
-            raise UpstreamError(f"POST /predict answered {err.status}: {err.message}")
+            response = await send_async(self.http, "POST", "/predict", json=body)
+        except EvalserveHTTPError as err:
+            raise UpstreamError(err.message if err.status == 0 else
+                                f"POST /predict answered {err.status}: {err.message}") from None
         answer = response.json().get("response")
         if expected is not None and (not isinstance(answer, list) or len(answer) != expected):
             got = len(answer) if isinstance(answer, list) else type(answer).__name__
