@@ -1,5 +1,6 @@
 """The transformers engine on the real bundled model: generation, streaming, stops, budgets,
-seeds, logprobs, constraints, aborts and continuous batching."""
+seeds, logprobs, constraints and aborts. Batching is tested with the scheduler
+(test_scheduler.py), the grammars in test_constraints.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pytest
 from evalserve.engines.base import GenerationRequest, OutputConstraint
 from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.errors import InvalidInputError
-from tests.engines.conftest import start_engine
 
 
 def chat(text: str, **kwargs: object) -> GenerationRequest:
@@ -135,11 +135,6 @@ async def test_choice_and_regex_constraints(engine: TransformersEngine) -> None:
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", regex.text)
 
 
-async def test_bad_regex_is_invalid_input(engine: TransformersEngine) -> None:
-    with pytest.raises(InvalidInputError):
-        await engine.generate(chat("x", max_tokens=2, constraint=OutputConstraint(regex="(")))
-
-
 async def test_prompt_longer_than_context_is_rejected(engine: TransformersEngine) -> None:
     with pytest.raises(InvalidInputError, match="MAX_MODEL_LEN"):
         await engine.generate(GenerationRequest(prompt="word " * 3000, max_tokens=4))
@@ -155,63 +150,7 @@ async def test_closing_a_stream_aborts_the_generation(engine: TransformersEngine
             break
     await stream.aclose()
     deadline = asyncio.get_running_loop().time() + 10
-    while engine._scheduler.running and asyncio.get_running_loop().time() < deadline:
+    while engine.running and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)
-    assert engine._scheduler.running == 0
+    assert engine.running == 0 and engine.queue_depth == 0
     assert not engine._live
-
-
-async def test_continuous_batching_matches_one_at_a_time(tmp_path) -> None:
-    """Requests that join a running batch mid-flight (different prompt lengths, so caches of
-    different widths are merged) decode exactly as when run alone (float32, greedy)."""
-    eng = await start_engine(tmp_path, dtype="float32", max_num_seqs=8)
-    try:
-        prompts = ["Hi.", "Explain in one sentence why the sky is blue to a child.",
-                   "List two colours.", "What is 12 times 12? Answer briefly, please, thanks.",
-                   "Name a planet."]
-
-        def req(p: str) -> GenerationRequest:
-            return chat(p, max_tokens=20, temperature=0)
-
-        alone = [(await eng.generate(req(p))).text for p in prompts]
-        tasks = []
-        for p in prompts:
-            tasks.append(asyncio.create_task(eng.generate(req(p))))
-            # the next request joins only once this one is decoding in the running batch
-            deadline = asyncio.get_running_loop().time() + 30
-            while (eng._scheduler.running < len([t for t in tasks if not t.done()])
-                   and asyncio.get_running_loop().time() < deadline):
-                await asyncio.sleep(0.005)
-        together = [r.text for r in await asyncio.gather(*tasks)]
-        assert together == alone
-    finally:
-        await eng.close()
-
-
-async def test_shared_prefix_is_computed_once_and_changes_nothing(tmp_path) -> None:
-    """Judge-like prompts sharing a long system prompt decode exactly as without the cache."""
-    system = ("You are a strict teacher. Read the student's answer, think about what a good "
-              "answer contains, and reply with one short sentence of feedback. " * 3)
-    answers = ["Plants eat sunlight.", "Water boils at 100 degrees.", "The moon is a star.",
-               "Two plus two is four, obviously, as everyone knows."]
-
-    def req(answer: str) -> GenerationRequest:
-        return GenerationRequest(messages=[{"role": "system", "content": system},
-                                           {"role": "user", "content": answer}],
-                                 max_tokens=16, temperature=0)
-
-    cached = await start_engine(tmp_path / "a", dtype="float32", max_num_seqs=8)
-    plain = await start_engine(tmp_path / "b", dtype="float32", max_num_seqs=8,
-                               enable_prefix_caching=False)
-    try:
-        with_cache = [r.text for r in await cached.generate_many([req(a) for a in answers])]
-        # a later request reuses the stored prefix
-        late = await cached.generate(req("Fish can fly."))
-        assert cached._scheduler.prefix_cache.hits >= 1
-        assert len(cached._scheduler.prefix_cache) == 1
-        without = [r.text for r in await plain.generate_many([req(a) for a in answers])]
-        assert with_cache == without
-        assert late.text == (await plain.generate(req("Fish can fly."))).text
-    finally:
-        await cached.close()
-        await plain.close()

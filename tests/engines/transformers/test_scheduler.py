@@ -1,10 +1,12 @@
 """The continuous-batching scheduler on a tiny random model: every sequence decodes exactly as
 plain greedy decoding would, whatever batch it shares, and the batch is formed as documented
 (gathering, grouping by length within the prefill budget, joining and leaving, capacity,
-aborts, errors, shared prefixes). Forward calls are recorded to see the batches."""
+aborts, errors, shared prefixes). Forward calls are recorded to see the batches. The last two
+tests check the same on the bundled model, through the engine."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import threading
@@ -14,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from evalserve.engines.base import GenerationRequest
 from evalserve.engines.transformers.scheduler import DecodeScheduler
+from tests.engines.conftest import start_engine
 from tests.engines.transformers.tiny import (
     VOCAB,
     CharTokenizer,
@@ -273,3 +277,63 @@ def test_a_shared_prompt_prefix_is_computed_once_and_reused(model: Any,
     for p, (seq, _) in zip(prompts, pairs):
         assert seq.output_ids == greedy_reference(model, p, 4)
     assert later.output_ids == greedy_reference(model, shared + prompt(6, 80), 4)
+
+
+# --- the bundled model, through the engine ---
+
+
+async def test_continuous_batching_matches_one_at_a_time(tmp_path) -> None:
+    """Requests that join a running batch mid-flight (different prompt lengths, so caches of
+    different widths are merged) decode exactly as when run alone (float32, greedy)."""
+    eng = await start_engine(tmp_path, dtype="float32", max_num_seqs=8)
+    try:
+        prompts = ["Hi.", "Explain in one sentence why the sky is blue to a child.",
+                   "List two colours.", "What is 12 times 12? Answer briefly, please, thanks.",
+                   "Name a planet."]
+
+        def req(p: str) -> GenerationRequest:
+            return GenerationRequest(messages=[{"role": "user", "content": p}], max_tokens=20,
+                                     temperature=0)
+
+        alone = [(await eng.generate(req(p))).text for p in prompts]
+        tasks = []
+        for p in prompts:
+            tasks.append(asyncio.create_task(eng.generate(req(p))))
+            # the next request joins only once this one is decoding in the running batch
+            deadline = asyncio.get_running_loop().time() + 30
+            while (eng.running < len([t for t in tasks if not t.done()])
+                   and asyncio.get_running_loop().time() < deadline):
+                await asyncio.sleep(0.005)
+        together = [r.text for r in await asyncio.gather(*tasks)]
+        assert together == alone
+    finally:
+        await eng.close()
+
+
+async def test_shared_prefix_is_computed_once_and_changes_nothing(tmp_path) -> None:
+    """Judge-like prompts sharing a long system prompt decode exactly as without the cache."""
+    system = ("You are a strict teacher. Read the student's answer, think about what a good "
+              "answer contains, and reply with one short sentence of feedback. " * 3)
+    answers = ["Plants eat sunlight.", "Water boils at 100 degrees.", "The moon is a star.",
+               "Two plus two is four, obviously, as everyone knows."]
+
+    def req(answer: str) -> GenerationRequest:
+        return GenerationRequest(messages=[{"role": "system", "content": system},
+                                           {"role": "user", "content": answer}],
+                                 max_tokens=16, temperature=0)
+
+    cached = await start_engine(tmp_path / "a", dtype="float32", max_num_seqs=8)
+    plain = await start_engine(tmp_path / "b", dtype="float32", max_num_seqs=8,
+                               enable_prefix_caching=False)
+    try:
+        with_cache = [r.text for r in await cached.generate_many([req(a) for a in answers])]
+        # a later request reuses the stored prefix
+        late = await cached.generate(req("Fish can fly."))
+        assert cached._scheduler.prefix_cache.hits >= 1
+        assert len(cached._scheduler.prefix_cache) == 1
+        without = [r.text for r in await plain.generate_many([req(a) for a in answers])]
+        assert with_cache == without
+        assert late.text == (await plain.generate(req("Fish can fly."))).text
+    finally:
+        await cached.close()
+        await plain.close()
