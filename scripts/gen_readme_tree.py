@@ -23,8 +23,9 @@ PACKAGE = ROOT / "src" / "evalserve"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- layout:begin -->", "<!-- layout:end -->"
 SKIP = {"__pycache__"}
-# The sentence ends at a full stop followed by a space and a capital, a backquote or a quote.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(])")
+# A sentence ends at a full stop followed by a space and a capital, a backquote or a quote
+# (not after "e.g." or "i.e.").
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!e\.g\.)(?<!i\.e\.)\s+(?=[A-Z`\"'(])")
 
 
 def summary(path: Path) -> str:

@@ -15,5 +15,6 @@ def test_readme_layout_lists_every_module_of_the_package() -> None:
 
 def test_layout_summary_is_the_docstrings_first_sentence(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text('"""Read rows: CSV, JSONL\n(or JSON). More detail.\n\nBody."""\n')
-    assert load_script("gen_readme_tree").summary(module) == "Read rows: CSV, JSONL (or JSON)."
+    module.write_text('"""Read rows, e.g. `CSV`, JSONL\n(or JSON). More detail.\n\nBody."""\n')
+    assert load_script("gen_readme_tree").summary(module) == (
+        "Read rows, e.g. `CSV`, JSONL (or JSON).")
