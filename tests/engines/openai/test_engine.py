@@ -15,8 +15,9 @@ from evalserve.engines.openai import OpenAIEngine
 from evalserve.errors import UpstreamError
 from evalserve.server.app import build_app
 from evalserve.settings import load_settings
-from tests.engines.openai.upstream import MODELS, Upstream, chat_reply, sse
+from tests.engines.openai.upstream import MODELS, Upstream, chat_reply, held, sse
 from tests.fakes import ScriptedEngine
+from tests.waiting import wait_until
 
 
 def engine_for(upstream: Upstream, **kw: object) -> OpenAIEngine:
@@ -121,17 +122,11 @@ async def test_start_waits_for_a_loading_upstream() -> None:
 
 
 async def test_abort_ends_a_pending_generate_with_abort() -> None:
-    release = asyncio.Event()
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await release.wait()
-        return httpx.Response(200, json=chat_reply("late"))
-
+    slow, _ = held("late")
     engine = OpenAIEngine("http://up/v1", model="m", transport=httpx.MockTransport(slow))
     request = chat()
     task = asyncio.create_task(engine.generate(request))
-    while not engine.in_flight:
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: engine.in_flight, what="the request upstream")
     await engine.abort(request.request_id)
     result = await asyncio.wait_for(task, 5)
     assert result.outputs[0].finish_reason == "abort" and result.text == ""
@@ -140,17 +135,11 @@ async def test_abort_ends_a_pending_generate_with_abort() -> None:
 
 
 async def test_queue_depth_counts_requests_in_flight_upstream_and_running_is_unknown() -> None:
-    release = asyncio.Event()
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await release.wait()
-        return httpx.Response(200, json=chat_reply("done"))
-
+    slow, release = held("done")
     engine = OpenAIEngine("http://up/v1", model="m", transport=httpx.MockTransport(slow))
     assert (engine.queue_depth, engine.running) == (0, None)
     tasks = [asyncio.create_task(engine.generate(chat())) for _ in range(3)]
-    while engine.queue_depth < 3:
-        await asyncio.sleep(0.001)
+    await wait_until(lambda: engine.queue_depth == 3, what="three requests upstream")
     assert engine.running is None  # the upstream does not say how many it decodes
     release.set()
     assert [r.text for r in await asyncio.wait_for(asyncio.gather(*tasks), 5)] == ["done"] * 3

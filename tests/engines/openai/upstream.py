@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -18,6 +19,18 @@ def chat_reply(text: str = "hi", **extra: object) -> dict:
               "finish_reason": "stop", **extra}
     return {"id": "x", "object": "chat.completion", "choices": [choice],
             "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}
+
+
+def held(text: str) -> tuple[Callable[[httpx.Request], Awaitable[httpx.Response]],
+                             asyncio.Event]:
+    """An upstream that answers `chat_reply(text)` only once the returned event is set."""
+    release = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json=chat_reply(text))
+
+    return handler, release
 
 
 def sse(*chunks: dict | str) -> httpx.Response:
