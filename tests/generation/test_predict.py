@@ -28,6 +28,7 @@ from evalserve.server.app import build_app
 from evalserve.server.warmup import read_warmup_prompts
 from evalserve.settings import Settings, load_settings
 from tests.fakes import ScriptedEngine, request_text
+from tests.waiting import wait_until
 
 # ----------------------------------------------------------------------------- post-processing
 
@@ -222,6 +223,16 @@ def _client(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
+def _status_ok(client: httpx.AsyncClient):  # noqa: ANN202
+    """A predicate for `wait_until`: `GET /`'s response once it is 200, else None."""
+
+    async def check() -> httpx.Response | None:
+        resp = await client.get("/")
+        return resp if resp.status_code == 200 else None
+
+    return check
+
+
 @pytest.fixture
 def batch_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"batch_mode": True, "max_field_chars": 100})
@@ -358,10 +369,7 @@ async def test_root_says_loading_until_warmup_is_done(settings: Settings, tmp_pa
         health = (await client.get("/health")).json()
         assert health["model_loaded"] is True  # only GET / waits for the warm-up
         engine.gate.set()
-        deadline = time.monotonic() + 5
-        while (await client.get("/")).status_code != 200:
-            assert time.monotonic() < deadline, "warm-up never finished"
-            await asyncio.sleep(0.01)
+        await wait_until(_status_ok(client), timeout=5, what="the warm-up to finish")
     assert [request_text(r) for r in engine.requests] == ["w0", "w1", "w2", "w3"]
     assert {r.max_tokens for r in engine.requests} == {5}
     assert "warm-up: 4 prompts answered" in caplog.text
@@ -376,10 +384,7 @@ async def test_a_broken_warmup_never_blocks_the_service(settings: Settings, tmp_
     conf = settings.model_copy(update={"warmup_file": path})
     app = build_app(conf, engine=ScriptedEngine(_echo))
     async with app.router.lifespan_context(app), _client(app) as client:
-        deadline = time.monotonic() + 5
-        while (resp := await client.get("/")).status_code != 200:
-            assert time.monotonic() < deadline, resp.json()
-            await asyncio.sleep(0.01)
+        resp = await wait_until(_status_ok(client), timeout=5, what="GET / to answer 200")
         assert resp.json() == {"status": "ok"}
 
 
@@ -394,8 +399,5 @@ async def test_a_failing_warmup_generation_is_logged_not_fatal(
     app = build_app(settings.model_copy(update={"warmup_file": path}),
                     engine=ScriptedEngine(script))
     async with app.router.lifespan_context(app), _client(app) as client:
-        deadline = time.monotonic() + 5
-        while (await client.get("/")).status_code != 200:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
+        await wait_until(_status_ok(client), timeout=5, what="GET / to answer 200")
     assert "warm-up failed" in caplog.text and "decode thread died" in caplog.text

@@ -14,6 +14,7 @@ import pytest
 from evalserve.engines.base import GenerationRequest, OutputConstraint
 from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.errors import InvalidInputError
+from tests.waiting import wait_until
 
 
 def chat(text: str, **kwargs: object) -> GenerationRequest:
@@ -149,8 +150,6 @@ async def test_closing_a_stream_aborts_the_generation(engine: TransformersEngine
         if got == 3:
             break
     await stream.aclose()
-    deadline = asyncio.get_running_loop().time() + 10
-    while engine.running and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: engine.running == 0, timeout=10, what="the aborted sequence to leave")
     assert engine.running == 0 and engine.queue_depth == 0
     assert not engine._live
