@@ -13,6 +13,8 @@ import hmac
 import json
 from typing import TYPE_CHECKING
 
+from evalserve.errors import AuthenticationError, error_body
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -75,9 +77,9 @@ class BearerAuth:
             return
         message = ("missing bearer token: send `Authorization: Bearer <API_TOKEN>`"
                    if presented is None else "invalid bearer token")
-        body = json.dumps({"error": {"message": message, "type": "authentication_error",
-                                     "code": "invalid_api_key"}}).encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
+        error = AuthenticationError(message, code="invalid_api_key")
+        body = json.dumps({"error": error_body(error)}).encode()
+        await send({"type": "http.response.start", "status": error.status, "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"www-authenticate", b'Bearer realm="evalserve"'),
