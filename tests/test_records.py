@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from evalserve.errors import InvalidInputError
 from evalserve.records import (
     TEXT_FIELDS,
     csv_columns,
     csv_row,
     first_text,
+    iter_jsonl,
     jsonl_line,
     read_records,
     write_records,
@@ -58,3 +60,16 @@ def test_fmt_overrides_the_suffix_and_helpers_match_the_files(tmp_path: Path) ->
     write_records(RECORDS, csv_path, fmt="csv")
     rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8").splitlines()))
     assert rows[0]["id"] == "a"
+
+
+def test_iter_jsonl_numbers_lines_and_skips_only_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "a"}\n\n"b"\nnot json\n[1]\n', encoding="utf-8")
+    skipped: list[tuple[int, str]] = []
+    values = list(iter_jsonl(path, on_invalid=lambda n, why: skipped.append((n, why))))
+    assert values == [(1, {"prompt": "a"}), (3, "b"), (5, [1])]
+    assert [n for n, _ in skipped] == [4]
+    with pytest.raises(InvalidInputError, match=r"w\.jsonl:4 is not valid JSON"):
+        list(iter_jsonl(path))
+    with pytest.raises(InvalidInputError, match="not found"):
+        list(iter_jsonl(tmp_path / "missing.jsonl"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ __all__ = [
     "csv_columns",
     "csv_row",
     "first_text",
+    "iter_jsonl",
     "jsonl_line",
     "read_records",
     "write_records",
@@ -63,6 +64,38 @@ def first_text(row: Mapping[str, Any], names: Sequence[str]) -> str | None:
     return None
 
 
+def _jsonl_values(lines: Iterable[str], path: Path,
+                  on_invalid: Callable[[int, str], None] | None = None,
+                  ) -> Iterator[tuple[int, Any]]:
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except ValueError as exc:
+            if on_invalid is None:
+                raise InvalidInputError(f"{path}:{n} is not valid JSON: {exc}") from None
+            on_invalid(n, str(exc))
+
+
+def iter_jsonl(path: str | Path, *, on_invalid: Callable[[int, str], None] | None = None,
+               ) -> Iterator[tuple[int, Any]]:
+    """`(line number, value)` of each non-blank line of a JSONL file, read lazily.
+
+    A line that is not JSON raises `InvalidInputError` naming it, or, with `on_invalid`, is
+    reported to `on_invalid(line_number, reason)` and skipped (for files that are best-effort,
+    like `WARMUP_FILE`)."""
+    path = Path(path)
+    try:
+        fh = path.open(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidInputError(f"file {str(path)!r} not found") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        yield from _jsonl_values(fh, path, on_invalid)
+
+
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Rows of `path` by its suffix: `.csv`, `.jsonl`/`.ndjson`, or `.json` (a list, or
     `{"items": [...]}`). Every row must be an object; errors name the file and line to fix."""
@@ -78,13 +111,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
         return [dict(row) for row in csv.DictReader(text.splitlines())]
     if suffix in (".jsonl", ".ndjson"):
         rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInputError(f"{path}:{n} is not valid JSON: {exc}") from None
+        for n, row in _jsonl_values(text.splitlines(), path):
             if not isinstance(row, dict):
                 raise InvalidInputError(f"{path}:{n} must be a JSON object")
             rows.append(row)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalserve.generation.predict import PredictOptions, predict
+from evalserve.records import iter_jsonl
 
 if TYPE_CHECKING:
     from evalserve.engines.base import Engine
@@ -41,24 +41,18 @@ def read_warmup_prompts(path: Path, limit: int) -> list[str]:
 
     Lines that are blank or hold no prompt are skipped (and logged).
     """
+    def skipped(number: int, reason: str) -> None:
+        log.warning("WARMUP_FILE %s line %d is not JSON (%s); skipped", path, number, reason)
+
     prompts: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if len(prompts) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                log.warning("WARMUP_FILE %s line %d is not JSON (%s); skipped", path, number, exc)
-                continue
-            prompt = value.get("prompt") if isinstance(value, dict) else value
-            if isinstance(prompt, str) and prompt.strip():
-                prompts.append(prompt)
-            else:
-                log.warning("WARMUP_FILE %s line %d has no \"prompt\" string; skipped",
-                            path, number)
+    for number, value in iter_jsonl(path, on_invalid=skipped):
+        if len(prompts) >= limit:
+            break
+        prompt = value.get("prompt") if isinstance(value, dict) else value
+        if isinstance(prompt, str) and prompt.strip():
+            prompts.append(prompt)
+        else:
+            log.warning("WARMUP_FILE %s line %d has no \"prompt\" string; skipped", path, number)
     return prompts
 
 
