@@ -8,6 +8,7 @@ files, `jsonl_line`, `csv_columns` and `csv_row` for the job export that streams
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -64,6 +65,17 @@ def first_text(row: Mapping[str, Any], names: Sequence[str]) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a file that cannot be opened into an error naming it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise InvalidInputError(f"file {str(path)!r} not found") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def _jsonl_values(lines: Iterable[str], path: Path,
                   on_invalid: Callable[[int, str], None] | None = None,
                   ) -> Iterator[tuple[int, Any]]:
@@ -86,12 +98,8 @@ def iter_jsonl(path: str | Path, *, on_invalid: Callable[[int, str], None] | Non
     reported to `on_invalid(line_number, reason)` and skipped (for files that are best-effort,
     like `WARMUP_FILE`)."""
     path = Path(path)
-    try:
+    with _reading(path):
         fh = path.open(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InvalidInputError(f"file {str(path)!r} not found") from None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
     with fh:
         yield from _jsonl_values(fh, path, on_invalid)
 
@@ -100,12 +108,8 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Rows of `path` by its suffix: `.csv`, `.jsonl`/`.ndjson`, or `.json` (a list, or
     `{"items": [...]}`). Every row must be an object; errors name the file and line to fix."""
     path = Path(path)
-    try:
+    with _reading(path):
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InvalidInputError(f"file {str(path)!r} not found") from None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return [dict(row) for row in csv.DictReader(text.splitlines())]
