@@ -1,8 +1,7 @@
-"""The app skeleton: lifespan loads and closes the engine, /health shapes, one error envelope."""
+"""The app skeleton: the lifespan loads and closes the engine, every router is mounted, one
+error envelope. (The health routes: tests/server/routes/test_health.py.)"""
 
 from __future__ import annotations
-
-import asyncio
 
 import httpx
 import pytest
@@ -14,47 +13,22 @@ from evalserve.settings import Settings
 from tests.fakes import ScriptedEngine
 
 
-class SlowStartEngine(ScriptedEngine):
-    def __init__(self) -> None:
-        super().__init__(lambda r: "ok")
-        self.release = asyncio.Event()
-
-    async def start(self) -> None:
-        await self.release.wait()
-        await super().start()
-
-
-async def _client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-
-async def test_health_reports_loading_then_healthy(settings: Settings) -> None:
-    engine = SlowStartEngine()
+async def test_the_lifespan_starts_the_engine_and_closes_it(settings: Settings) -> None:
+    engine = ScriptedEngine(lambda r: "ok")
     app = build_app(settings, engine=engine)
-    async with app.router.lifespan_context(app), await _client(app) as client:
-        body = (await client.get("/health")).json()
-        assert body["status"] == "loading"
-        assert body["model_loaded"] is False
-        engine.release.set()
-        await app.state.evalserve.engine_ready.wait()
-        body = (await client.get("/health")).json()
-        assert body == {**body, "status": "healthy", "model_loaded": True,
-                        "gpu_available": False, "active_jobs": 0}
-        assert (await client.get("/healthz")).json()["status"] == "ok"
+    assert app.state.evalserve.engine is engine and not engine.started
+    async with app.router.lifespan_context(app):
+        assert await app.state.evalserve.wait_engine() is engine
+        assert engine.started and not engine.closed
     assert engine.closed
 
 
-async def test_engine_failure_is_reported_not_raised(settings: Settings) -> None:
-    class Broken(ScriptedEngine):
-        async def start(self) -> None:
-            raise RuntimeError("weights corrupt")
-
-    app = build_app(settings, engine=Broken(lambda r: ""))
-    async with app.router.lifespan_context(app), await _client(app) as client:
-        await app.state.evalserve.engine_ready.wait()
-        body = (await client.get("/health")).json()
-        assert body["status"] == "error"
-        assert body["model_loaded"] is False
+def test_every_router_is_mounted(settings: Settings) -> None:
+    app = build_app(settings, engine=ScriptedEngine(lambda r: "ok"))
+    paths = set(app.openapi()["paths"])  # GET /metrics is left out of the schema on purpose
+    assert paths >= {"/health", "/healthz", "/", "/predict", "/evaluate",
+                     "/stream/{job_id}", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/results",
+                     "/v1/chat/completions", "/v1/completions", "/v1/models", "/rubrics"}
 
 
 @pytest.mark.parametrize(
