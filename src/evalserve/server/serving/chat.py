@@ -16,6 +16,7 @@ from evalserve.server.serving.common import (
     new_id,
     sampling_of,
     sse_response,
+    usage_of,
 )
 from evalserve.server.serving.logprobs import chat_logprobs
 
@@ -59,9 +60,7 @@ async def serve_chat(state: AppState, body: ChatCompletionRequest, identity: str
     return await call.respond({
         "id": new_id("chatcmpl"), "object": "chat.completion", "created": int(time.time()),
         "model": body.model, "choices": choices,
-        "usage": {"prompt_tokens": result.prompt_tokens,
-                  "completion_tokens": result.completion_tokens,
-                  "total_tokens": result.prompt_tokens + result.completion_tokens},
+        "usage": usage_of(result.prompt_tokens, result.completion_tokens),
     })
 
 
@@ -98,8 +97,6 @@ async def _stream(call: Call, body: ChatCompletionRequest, messages: list[dict[s
             yield chunk(i, delta)
         call.observe(prompt_tokens, completion_tokens)
         if include_usage:
-            yield {**base, "choices": [], "usage": {
-                "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens}}
+            yield {**base, "choices": [], "usage": usage_of(prompt_tokens, completion_tokens)}
 
     return sse_response(first, stream, chunks, call)

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from evalserve.server.state import AppState
     from evalserve.server.telemetry import Telemetry
 
-__all__ = ["Call", "begin", "constraint_of", "sampling_of", "json_response", "sse_response",
-           "merge_streams", "new_id", "dumps"]
+__all__ = ["Call", "begin", "constraint_of", "sampling_of", "usage_of", "json_response",
+           "sse_response", "merge_streams", "new_id", "dumps"]
 
 
 def dumps(obj: Any) -> bytes:
@@ -131,24 +131,29 @@ def constraint_of(body: SamplingFields) -> OutputConstraint | None:
         if so.grammar is not None:
             raise InvalidInputError("structured_outputs.grammar is not supported; use json, "
                                     "regex or choice")
-        if so.json_ is not None:
-            found.append(OutputConstraint(json_schema=_schema(so.json_, "structured_outputs.json")))
-        if so.regex is not None:
-            found.append(OutputConstraint(regex=so.regex))
-        if so.choice is not None:
-            found.append(OutputConstraint(choice=tuple(so.choice)))
+        found += _vllm_constraints(so.json_, so.regex, so.choice, "structured_outputs.json")
         if so.json_object:
             found.append(OutputConstraint(json_object=True))
-    if body.guided_json is not None:
-        found.append(OutputConstraint(json_schema=_schema(body.guided_json, "guided_json")))
-    if body.guided_regex is not None:
-        found.append(OutputConstraint(regex=body.guided_regex))
-    if body.guided_choice is not None:
-        found.append(OutputConstraint(choice=tuple(body.guided_choice)))
+    found += _vllm_constraints(body.guided_json, body.guided_regex, body.guided_choice,
+                               "guided_json")
     if len(found) > 1:
         raise InvalidInputError("send one output constraint: response_format or one kind of "
                                 "structured_outputs (json, regex, choice), not several")
     return found[0] if found else None
+
+
+def _vllm_constraints(schema: dict[str, Any] | str | None, regex: str | None,
+                      choice: list[str] | None, schema_field: str) -> list[OutputConstraint]:
+    """The json / regex / choice trio that `structured_outputs` and the legacy `guided_*`
+    fields both spell; `schema_field` names the schema field in errors."""
+    found: list[OutputConstraint] = []
+    if schema is not None:
+        found.append(OutputConstraint(json_schema=_schema(schema, schema_field)))
+    if regex is not None:
+        found.append(OutputConstraint(regex=regex))
+    if choice is not None:
+        found.append(OutputConstraint(choice=tuple(choice)))
+    return found
 
 
 def _schema(value: dict[str, Any] | str, field: str) -> dict[str, Any]:
@@ -177,6 +182,12 @@ def sampling_of(body: SamplingFields, max_tokens: int | None,
         "repetition_penalty": body.repetition_penalty,
         "constraint": constraint_of(body),
     }
+
+
+def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """The OpenAI `usage` object of a response or of the last stream chunk."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
 
 
 def check_support(engine: Engine, logprobs: int | None,

@@ -17,6 +17,7 @@ from evalserve.server.serving.common import (
     new_id,
     sampling_of,
     sse_response,
+    usage_of,
 )
 from evalserve.server.serving.logprobs import completion_logprobs
 
@@ -67,8 +68,7 @@ async def serve_completion(state: AppState, body: CompletionRequest, identity: s
     return await call.respond({
         "id": new_id("cmpl"), "object": "text_completion", "created": int(time.time()),
         "model": body.model, "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": usage_of(prompt_tokens, completion_tokens),
     })
 
 
@@ -114,8 +114,6 @@ async def _stream(call: Call, body: CompletionRequest, prompts: list[str],
         total_prompt = sum(prompt_tokens.values())
         call.observe(total_prompt, completion_tokens)
         if include_usage:
-            yield {**base, "choices": [], "usage": {
-                "prompt_tokens": total_prompt, "completion_tokens": completion_tokens,
-                "total_tokens": total_prompt + completion_tokens}}
+            yield {**base, "choices": [], "usage": usage_of(total_prompt, completion_tokens)}
 
     return sse_response(first, stream, chunks, call)
