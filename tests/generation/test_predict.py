@@ -1,16 +1,12 @@
-"""The `/predict` library (post-processing, batch prediction) and its routes on a fake engine.
+"""The `/predict` library: post-processing, input checks, batch prediction on a fake engine.
 
-The real model runs these routes in tests/e2e/test_predict.py.
+Its routes: tests/server/routes/test_predict.py; the real model: tests/e2e/test_predict.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-from pathlib import Path
 
-import httpx
 import pytest
 
 from evalserve.engines.base import GenerationRequest
@@ -24,11 +20,8 @@ from evalserve.generation.predict import (
     predict,
     predict_many,
 )
-from evalserve.server.app import build_app
-from evalserve.server.warmup import read_warmup_prompts
-from evalserve.settings import Settings, load_settings
+from evalserve.settings import load_settings
 from tests.fakes import ScriptedEngine, request_text
-from tests.waiting import wait_until
 
 # ----------------------------------------------------------------------------- post-processing
 
@@ -202,202 +195,3 @@ async def test_prompt_over_the_context_is_rejected_before_generating() -> None:
     with pytest.raises(InvalidInputError, match=r"prompt\[1\] has about 60 tokens.*at most 50"):
         await predict(engine, ["short", "y" * 60], options)
     assert engine.requests == []
-
-
-# ----------------------------------------------------------------------------- routes
-
-
-class GatedEngine(ScriptedEngine):
-    """Generation waits until `gate` opens."""
-
-    def __init__(self) -> None:
-        super().__init__(_echo)
-        self.gate = asyncio.Event()
-
-    async def generate(self, request):  # type: ignore[override]
-        await self.gate.wait()
-        return await super().generate(request)
-
-
-def _client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-
-def _status_ok(client: httpx.AsyncClient):  # noqa: ANN202
-    """A predicate for `wait_until`: `GET /`'s response once it is 200, else None."""
-
-    async def check() -> httpx.Response | None:
-        resp = await client.get("/")
-        return resp if resp.status_code == 200 else None
-
-    return check
-
-
-@pytest.fixture
-def batch_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"batch_mode": True, "max_field_chars": 100})
-
-
-async def test_root_says_ok_or_batch_when_ready(settings: Settings,
-                                                batch_settings: Settings) -> None:
-    for conf, status in ((settings, "ok"), (batch_settings, "batch")):
-        app = build_app(conf, engine=ScriptedEngine(_echo))
-        async with app.router.lifespan_context(app), _client(app) as client:
-            await app.state.evalserve.engine_ready.wait()
-            resp = await client.get("/")
-            assert (resp.status_code, resp.json()) == (200, {"status": status})
-
-
-async def test_root_is_503_loading_until_the_engine_is_loaded(settings: Settings) -> None:
-    class SlowStart(ScriptedEngine):
-        release = asyncio.Event()
-
-        async def start(self) -> None:
-            await self.release.wait()
-
-    engine = SlowStart(_echo)
-    app = build_app(settings, engine=engine)
-    async with app.router.lifespan_context(app), _client(app) as client:
-        resp = await client.get("/")
-        assert (resp.status_code, resp.json()) == (503, {"status": "loading"})
-        predict_resp = await client.post("/predict", json={"prompt": "q"})
-        assert predict_resp.status_code == 503
-        assert "loading" in predict_resp.json()["error"]["message"]
-        engine.release.set()
-        await app.state.evalserve.engine_ready.wait()
-        assert (await client.get("/")).json() == {"status": "ok"}
-
-
-async def test_root_reports_a_failed_load(settings: Settings) -> None:
-    class Broken(ScriptedEngine):
-        async def start(self) -> None:
-            raise RuntimeError("weights corrupt")
-
-    app = build_app(settings, engine=Broken(_echo))
-    async with app.router.lifespan_context(app), _client(app) as client:
-        await app.state.evalserve.engine_ready.wait()
-        resp = await client.get("/")
-        assert resp.status_code == 503
-        assert resp.json()["status"] == "error"
-        assert "weights corrupt" in resp.json()["message"]
-
-
-async def test_predict_single_and_batch(batch_settings: Settings) -> None:
-    engine = ScriptedEngine(_echo)
-    app = build_app(batch_settings, engine=engine)
-    async with app.router.lifespan_context(app), _client(app) as client:
-        await app.state.evalserve.engine_ready.wait()
-        single = await client.post("/predict", json={"prompt": "中国的首都？"})
-        assert single.json() == {"response": "answer to 中国的首都？"}
-        prompts = [f"p{i}" for i in range(50)]
-        batch = await client.post("/predict", json={"prompt": prompts})
-        assert batch.json() == {"response": [f"answer to p{i}" for i in range(50)]}
-        empty = await client.post("/predict", json={"prompt": []})
-        assert (empty.status_code, empty.json()) == (200, {"response": []})
-
-
-@pytest.mark.parametrize(
-    ("body", "fragment"),
-    [
-        ({}, "prompt: Field required"),
-        ({"question": "q"}, "prompt: Field required"),
-        ({"prompt": 3}, "must be a string (or, with BATCH_MODE=1, a list of strings), got int"),
-        ({"prompt": None}, "got null"),
-        ({"prompt": ["a", ["b"]]}, "item 1 must be a string, got a list"),
-        ({"prompt": ["a", 2]}, "item 1 must be a string, got int"),
-        ({"prompt": "x" * 101}, "101 characters; the limit is 100 (MAX_FIELD_CHARS)"),
-        (["not", "an", "object"], "valid dictionary"),
-    ],
-)
-async def test_malformed_bodies_get_a_422_envelope(batch_settings: Settings, body: object,
-                                                   fragment: str) -> None:
-    app = build_app(batch_settings, engine=ScriptedEngine(_echo))
-    async with app.router.lifespan_context(app), _client(app) as client:
-        await app.state.evalserve.engine_ready.wait()
-        resp = await client.post("/predict", json=body)
-        assert resp.status_code == 422
-        error = resp.json()["error"]
-        assert fragment in error["message"]
-        assert (error["type"], error["code"]) == ("invalid_request_error", "invalid_input")
-
-
-async def test_a_list_without_batch_mode_is_refused(settings: Settings) -> None:
-    app = build_app(settings, engine=ScriptedEngine(_echo))
-    async with app.router.lifespan_context(app), _client(app) as client:
-        await app.state.evalserve.engine_ready.wait()
-        resp = await client.post("/predict", json={"prompt": ["a", "b"]})
-        assert resp.status_code == 422
-        assert "BATCH_MODE=1" in resp.json()["error"]["message"]
-
-
-async def test_invalid_json_gets_a_422_envelope(settings: Settings) -> None:
-    app = build_app(settings, engine=ScriptedEngine(_echo))
-    async with app.router.lifespan_context(app), _client(app) as client:
-        await app.state.evalserve.engine_ready.wait()
-        resp = await client.post("/predict", content=b'{"prompt": "a"',
-                                 headers={"content-type": "application/json"})
-        assert resp.status_code == 422
-        assert resp.json()["error"]["code"] == "invalid_input"
-
-
-# ----------------------------------------------------------------------------- warm-up
-
-
-def test_read_warmup_prompts_takes_the_first_valid_lines(tmp_path: Path) -> None:
-    path = tmp_path / "w.jsonl"
-    lines = ['{"prompt": "a"}', "", "not json", '{"question": "x"}', '"b"',
-             '{"prompt": "c", "answer": "z"}', '{"prompt": "d"}']
-    path.write_text("\n".join(lines), encoding="utf-8")
-    assert read_warmup_prompts(path, 3) == ["a", "b", "c"]
-    assert read_warmup_prompts(path, 100) == ["a", "b", "c", "d"]
-
-
-async def test_root_says_loading_until_warmup_is_done(settings: Settings, tmp_path: Path,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "w.jsonl"
-    path.write_text("\n".join(json.dumps({"prompt": f"w{i}"}) for i in range(10)),
-                    encoding="utf-8")
-    conf = settings.model_copy(update={"warmup_file": path, "warmup_max_prompts": 4,
-                                       "warmup_max_tokens": 5})
-    engine = GatedEngine()
-    app = build_app(conf, engine=engine)
-    caplog.set_level("INFO", logger="evalserve.server.warmup")
-    async with app.router.lifespan_context(app), _client(app) as client:
-        await app.state.evalserve.engine_ready.wait()
-        resp = await client.get("/")
-        assert (resp.status_code, resp.json()) == (503, {"status": "loading"})
-        health = (await client.get("/health")).json()
-        assert health["model_loaded"] is True  # only GET / waits for the warm-up
-        engine.gate.set()
-        await wait_until(_status_ok(client), timeout=5, what="the warm-up to finish")
-    assert [request_text(r) for r in engine.requests] == ["w0", "w1", "w2", "w3"]
-    assert {r.max_tokens for r in engine.requests} == {5}
-    assert "warm-up: 4 prompts answered" in caplog.text
-
-
-@pytest.mark.parametrize("content", [None, "not json\n", ""])
-async def test_a_broken_warmup_never_blocks_the_service(settings: Settings, tmp_path: Path,
-                                                        content: str | None) -> None:
-    path = tmp_path / "w.jsonl"
-    if content is not None:
-        path.write_text(content, encoding="utf-8")
-    conf = settings.model_copy(update={"warmup_file": path})
-    app = build_app(conf, engine=ScriptedEngine(_echo))
-    async with app.router.lifespan_context(app), _client(app) as client:
-        resp = await wait_until(_status_ok(client), timeout=5, what="GET / to answer 200")
-        assert resp.json() == {"status": "ok"}
-
-
-async def test_a_failing_warmup_generation_is_logged_not_fatal(
-        settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "w.jsonl"
-    path.write_text('{"prompt": "boom"}\n', encoding="utf-8")
-
-    def script(request: GenerationRequest) -> str:
-        raise RuntimeError("decode thread died")
-
-    app = build_app(settings.model_copy(update={"warmup_file": path}),
-                    engine=ScriptedEngine(script))
-    async with app.router.lifespan_context(app), _client(app) as client:
-        await wait_until(_status_ok(client), timeout=5, what="GET / to answer 200")
-    assert "warm-up failed" in caplog.text and "decode thread died" in caplog.text
