@@ -11,6 +11,7 @@ server loads from disk only (`local_files_only=True`).
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -134,28 +135,29 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else "no detail"
 
 
+def _hub_snapshot_download(hub: str, package: str) -> Callable[..., str | Path]:
+    """`package.snapshot_download`, imported now; a ConfigurationError with the install hint
+    when the package is missing."""
+    try:
+        return importlib.import_module(package).snapshot_download
+    except ImportError:
+        raise ConfigurationError(
+            f"downloading from {hub} needs {package}: {_INSTALL_HINT}"
+        ) from None
+
+
 def snapshot_function(source: str) -> SnapshotFn:
     """The hub client's snapshot download for `source`, imported now; a ConfigurationError
     with the install hint when the library is missing."""
     if source == "hf":
-        try:
-            from huggingface_hub import snapshot_download as hf_snapshot
-        except ImportError:
-            raise ConfigurationError(
-                f"downloading from Hugging Face needs huggingface_hub: {_INSTALL_HINT}"
-            ) from None
+        hf_snapshot = _hub_snapshot_download("Hugging Face", "huggingface_hub")
 
         def fetch_hf(model_id: str, revision: str, local_dir: Path) -> str | Path:
             return hf_snapshot(repo_id=model_id, revision=revision, local_dir=str(local_dir))
 
         return fetch_hf
     if source == "modelscope":
-        try:
-            from modelscope import snapshot_download as ms_snapshot
-        except ImportError:
-            raise ConfigurationError(
-                f"downloading from ModelScope needs modelscope: {_INSTALL_HINT}"
-            ) from None
+        ms_snapshot = _hub_snapshot_download("ModelScope", "modelscope")
 
         def fetch_ms(model_id: str, revision: str, local_dir: Path) -> str | Path:
             try:
