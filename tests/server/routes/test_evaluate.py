@@ -1,0 +1,143 @@
+"""Seed 000's `POST /evaluate` (validate, store, queue; answer at once) and
+`GET /stream/{job_id}` (the job's events over SSE) on a scripted judge.
+
+Event ids, resume and headers of the stream: tests/server/test_sse.py; the real model:
+tests/e2e/test_evaluate.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from evalserve.server.app import build_app
+from evalserve.settings import Settings
+from tests.fakes import ScriptedEngine
+from tests.jobs.helpers import answer, item, items
+from tests.server.openai_app import make_settings, running_app
+from tests.server.test_sse import parse_events
+from tests.waiting import wait_until
+
+
+def judge(score: int = 4) -> ScriptedEngine:
+    return ScriptedEngine(lambda r: answer(score))
+
+
+async def test_evaluate_answers_with_the_job_and_its_stream_url(settings: Settings) -> None:
+    async with running_app(settings, judge()) as (app, client):
+        resp = await client.post("/evaluate", json={"items": items(3)})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        job = await app.state.evalserve.components.jobs.get(body["job_id"])
+    assert set(body) == {"job_id", "total_items", "estimated_time_seconds", "status",
+                         "stream_url"}
+    assert (body["total_items"], body["status"]) == (3, "queued")
+    assert body["stream_url"] == f"/stream/{body['job_id']}"
+    assert isinstance(body["estimated_time_seconds"], int) and body["estimated_time_seconds"] >= 0
+    assert (job.total, job.rubric_name) == (3, "teacher-eval-ca")
+
+
+async def test_the_stream_carries_the_graded_results_then_complete(settings: Settings) -> None:
+    async with running_app(make_settings(settings, batch_size=2), judge(5)) as (_, client):
+        url = (await client.post("/evaluate", json={"items": items(3)})).json()["stream_url"]
+        resp = await client.get(url)
+    assert resp.status_code == 200
+    frames = parse_events(resp.text)
+    assert [f["event"] for f in frames] == ["batch_complete", "batch_complete", "complete"]
+    results = [r for f in frames[:2] for r in f["data"]["results"]]
+    assert sorted(r["id_alumno"] for r in results) == ["A000", "A001", "A002"]
+    assert {(r["nota"], r["status"]) for r in results} == {(5, "scored")}
+    final = frames[-1]["data"]
+    assert (final["status"], final["total"], final["scored"]) == ("completed", 3, 3)
+    assert final["mean_score"] == 5.0
+
+
+async def test_metrics_and_track_are_stored_with_the_job(settings: Settings) -> None:
+    gate = asyncio.Event()
+
+    class Held(ScriptedEngine):
+        async def generate(self, request):  # type: ignore[override]
+            await gate.wait()
+            return await super().generate(request)
+
+    async with running_app(settings, Held(lambda r: answer())) as (app, client):
+        resp = await client.post("/evaluate", json={
+            "items": [item(0, reference="La fotosíntesi fa servir la llum.")],
+            "metrics": ["rouge_l"], "track": {"experiment": "x"}})
+        assert resp.status_code == 200, resp.text
+        job = await app.state.evalserve.components.jobs.get(resp.json()["job_id"])
+        gate.set()
+    assert (job.options.metrics, job.options.track) == (["rouge_l"], {"experiment": "x"})
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), [
+    ({}, 422, "items: Field required"),
+    ({"items": "abc"}, 422, "items"),
+    ({"items": [item(0), {"id_alumno": "B1"}]}, 422, "items[1] lacks the field(s)"),
+    ({"items": items(1), "colour": "red"}, 422, "colour"),
+    ({"items": items(1), "metrics": ["bleu"]}, 422, "bleu"),
+    ({"items": items(1), "rubric": "no-such-rubric"}, 404, "no-such-rubric"),
+])
+async def test_a_bad_submission_is_an_envelope_and_stores_nothing(
+        settings: Settings, body: dict, status: int, fragment: str) -> None:
+    engine = judge()
+    async with running_app(settings, engine) as (_, client):
+        resp = await client.post("/evaluate", json=body)
+        listed = (await client.get("/jobs")).json()
+    assert resp.status_code == status, resp.text
+    assert fragment in resp.json()["error"]["message"]
+    assert listed == {"jobs": []}
+    assert engine.requests == []
+
+
+class BrokenEngine(ScriptedEngine):
+    async def start(self) -> None:
+        raise RuntimeError("weights corrupt")
+
+
+def _client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_evaluate_refuses_jobs_when_the_model_failed_to_load(settings: Settings) -> None:
+    app = build_app(settings, engine=BrokenEngine(lambda r: answer()))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        runner = app.state.evalserve.components.jobs.runner
+        await wait_until(lambda: runner.engine_error is not None,
+                         what="the job runner to see the failed load")
+        resp = await client.post("/evaluate", json={"items": items(1)})
+        listed = (await client.get("/jobs")).json()
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "engine_unavailable"
+    assert "the model failed to load (the model failed to load: weights corrupt)" in (
+        resp.json()["error"]["message"])
+    assert listed == {"jobs": []}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: POST /evaluate checks only the runner's engine_error, which the runner sets a few "
+    "event-loop steps after the app's (AppState.engine_error); a job submitted in between is "
+    "stored and answered 200, but the runner has stopped, so it stays queued forever (and "
+    "/health counts it in active_jobs)"))
+async def test_a_job_submitted_as_the_load_fails_is_refused_not_queued_forever(
+        settings: Settings) -> None:
+    app = build_app(settings, engine=BrokenEngine(lambda r: answer()))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        await app.state.evalserve.engine_ready.wait()  # the load has failed
+        resp = await client.post("/evaluate", json={"items": items(1)})
+        jobs = app.state.evalserve.components.jobs
+        await wait_until(lambda: jobs.runner.engine_error is not None,
+                         what="the job runner to see the failed load")
+        if resp.status_code == 200:  # accepted: then it must not stay queued
+            await wait_until(lambda: jobs.active_jobs() == 0, timeout=1.0,
+                             what="the accepted job to leave the queue")
+    assert resp.status_code == 503, resp.text
+
+
+async def test_evaluate_and_stream_need_the_token(settings: Settings) -> None:
+    async with running_app(make_settings(settings, api_token="s3cret"), judge()) as (_, client):
+        refused = await client.post("/evaluate", json={"items": items(1)})
+        stream = await client.get("/stream/anything")
+    assert refused.status_code == stream.status_code == 401
