@@ -1,0 +1,136 @@
+"""`GET /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results` and `DELETE /jobs/{id}` on a
+scripted judge: bodies, filters, formats and the error envelopes."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+
+import httpx
+import pytest
+
+from evalserve.settings import Settings
+from tests.fakes import ScriptedEngine
+from tests.jobs.helpers import answer, items
+from tests.server.openai_app import make_settings, running_app
+
+
+async def _finished(client: httpx.AsyncClient, n: int) -> str:
+    """Submit `n` items and follow the stream to the end; the job id."""
+    body = (await client.post("/evaluate", json={"items": items(n)})).json()
+    await client.get(body["stream_url"])
+    return body["job_id"]
+
+
+class Held(ScriptedEngine):
+    """Grades nothing until `gate` opens: jobs stay queued or running."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda r: answer())
+        self.gate = asyncio.Event()
+
+    async def generate(self, request):  # type: ignore[override]
+        await self.gate.wait()
+        return await super().generate(request)
+
+
+async def test_get_job_shows_counts_timings_rubric_and_mean(settings: Settings) -> None:
+    async with running_app(settings, ScriptedEngine(lambda r: answer(3))) as (_, client):
+        job_id = await _finished(client, 2)
+        resp = await client.get(f"/jobs/{job_id}")
+    assert resp.status_code == 200
+    view = resp.json()
+    assert (view["job_id"], view["status"], view["rubric"]) == (job_id, "completed",
+                                                                "teacher-eval-ca")
+    assert view["counts"] == {"total": 2, "completed": 2, "scored": 2, "unscored": 0,
+                              "percentage": 100.0}
+    assert view["mean_score"] == 3.0 and view["error"] is None
+    assert view["timings"]["finished_at"] is not None and view["timings"]["elapsed_seconds"] >= 0
+    assert (view["stream_url"], view["results_url"]) == (f"/stream/{job_id}",
+                                                         f"/jobs/{job_id}/results")
+
+
+async def test_list_is_newest_first_with_status_filter_and_limit(settings: Settings) -> None:
+    async with running_app(settings, ScriptedEngine(lambda r: answer())) as (_, client):
+        first = await _finished(client, 1)
+        second = await _finished(client, 1)
+        everything = (await client.get("/jobs")).json()
+        one = (await client.get("/jobs", params={"limit": 1})).json()
+        completed = (await client.get("/jobs", params={"status": "completed"})).json()
+        queued = (await client.get("/jobs", params={"status": "queued"})).json()
+        bad_status = await client.get("/jobs", params={"status": "done"})
+        bad_limit = await client.get("/jobs", params={"limit": 0})
+    assert [j["job_id"] for j in everything["jobs"]] == [second, first]
+    assert [j["job_id"] for j in one["jobs"]] == [second]
+    assert [j["job_id"] for j in completed["jobs"]] == [second, first]
+    assert queued == {"jobs": []}
+    assert bad_status.status_code == bad_limit.status_code == 422
+    assert "status" in bad_status.json()["error"]["message"]
+    assert "limit" in bad_limit.json()["error"]["message"]
+
+
+async def test_results_as_json_jsonl_and_csv(settings: Settings) -> None:
+    async with running_app(settings, ScriptedEngine(lambda r: answer(4))) as (_, client):
+        job_id = await _finished(client, 3)
+        as_json = await client.get(f"/jobs/{job_id}/results")
+        as_jsonl = await client.get(f"/jobs/{job_id}/results", params={"format": "jsonl"})
+        as_csv = await client.get(f"/jobs/{job_id}/results", params={"format": "csv"})
+        bad = await client.get(f"/jobs/{job_id}/results", params={"format": "xml"})
+    body = as_json.json()
+    assert as_json.headers["content-type"] == "application/json"
+    assert as_json.headers["content-disposition"] == f'inline; filename="{job_id}.json"'
+    assert (body["job_id"], body["status"], body["total"], body["completed"]) == (
+        job_id, "completed", 3, 3)
+    ids = [r["id_alumno"] for r in body["results"]]
+    assert ids == ["A000", "A001", "A002"]  # by item order
+    assert as_jsonl.headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line) for line in as_jsonl.text.splitlines()] == body["results"]
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert as_csv.headers["content-disposition"] == f'inline; filename="{job_id}.csv"'
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [(r["id_alumno"], r["nota"]) for r in rows] == [("A000", "4"), ("A001", "4"),
+                                                           ("A002", "4")]
+    assert bad.status_code == 422 and "format" in bad.json()["error"]["message"]
+
+
+async def test_cancel_a_queued_job_then_409(settings: Settings) -> None:
+    engine = Held()
+    conf = make_settings(settings, max_concurrent_jobs=1)
+    async with running_app(conf, engine) as (_, client):
+        running = (await client.post("/evaluate", json={"items": items(1)})).json()["job_id"]
+        queued = (await client.post("/evaluate", json={"items": items(2)})).json()["job_id"]
+        cancelled = await client.delete(f"/jobs/{queued}")
+        again = await client.delete(f"/jobs/{queued}")
+        results = (await client.get(f"/jobs/{queued}/results")).json()
+        engine.gate.set()
+        await client.get(f"/stream/{running}")
+    assert cancelled.status_code == 200
+    view = cancelled.json()
+    assert (view["job_id"], view["status"], view["counts"]["completed"]) == (
+        queued, "cancelled", 0)
+    assert view["timings"]["finished_at"] is not None
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
+    assert "already cancelled" in again.json()["error"]["message"]
+    assert (results["status"], results["results"]) == ("cancelled", [])
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/jobs/nope"), ("GET", "/jobs/nope/results"), ("DELETE", "/jobs/nope")])
+async def test_an_unknown_job_is_a_404_envelope(settings: Settings, method: str,
+                                                path: str) -> None:
+    async with running_app(settings) as (_, client):
+        resp = await client.request(method, path)
+    assert resp.status_code == 404
+    error = resp.json()["error"]
+    assert error["code"] == "not_found" and "nope" in error["message"]
+
+
+async def test_job_routes_need_the_token(settings: Settings) -> None:
+    async with running_app(make_settings(settings, api_token="s3cret")) as (_, client):
+        statuses = {(await client.request(m, p)).status_code
+                    for m, p in [("GET", "/jobs"), ("GET", "/jobs/x"),
+                                 ("GET", "/jobs/x/results"), ("DELETE", "/jobs/x")]}
+    assert statuses == {401}
