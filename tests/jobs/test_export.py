@@ -1,0 +1,103 @@
+"""A job's results as JSON, JSONL and CSV chunks read page by page from a real SQLite store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from evalserve.errors import InvalidInputError
+from evalserve.jobs import export
+from evalserve.jobs.export import FORMATS, MEDIA_TYPES, export_results, iter_records
+from evalserve.jobs.models import Job, JobStatus, ResultRow
+from evalserve.jobs.sqlite import SQLiteJobStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteJobStore]:
+    s = SQLiteJobStore(tmp_path / "jobs.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def _job(store: SQLiteJobStore, records: dict[int, dict], total: int | None = None,
+               job_id: str = "j1") -> Job:
+    """A stored job whose items `records` keys have results (stored out of order)."""
+    total = total if total is not None else len(records)
+    job = Job(id=job_id, status=JobStatus.RUNNING, rubric_name="r", rubric={}, total=total)
+    await store.create_job(job, [(f"i{i}", {}) for i in range(total)])
+    rows = [ResultRow(job_id, idx, f"i{idx}", "scored", 1, rec)
+            for idx, rec in sorted(records.items(), reverse=True)]
+    await store.commit(rows)
+    return await store.get_job(job_id)
+
+
+async def _text(store: SQLiteJobStore, job: Job, fmt: str) -> str:
+    return "".join([chunk async for chunk in export_results(store, job, fmt)])
+
+
+def test_formats_and_their_media_types() -> None:
+    assert FORMATS == ("json", "jsonl", "csv")
+    assert MEDIA_TYPES == {"json": "application/json", "jsonl": "application/x-ndjson",
+                           "csv": "text/csv; charset=utf-8"}
+
+
+async def test_iter_records_reads_every_page_by_item_order(
+        store: SQLiteJobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "_PAGE", 2)
+    job = await _job(store, {i: {"id": f"i{i}"} for i in (0, 1, 2, 4, 6)}, total=7)
+    assert [r["id"] async for r in iter_records(store, job.id)] == ["i0", "i1", "i2", "i4", "i6"]
+
+
+async def test_json_is_one_object_with_the_job_head_and_results(store: SQLiteJobStore) -> None:
+    job = await _job(store, {0: {"id": "i0", "feedback": "Molt bé, Núria"},
+                             1: {"id": "i1", "feedback": None}}, total=3)
+    text = await _text(store, job, "json")
+    assert json.loads(text) == {"job_id": "j1", "status": "running", "total": 3, "completed": 2,
+                                "results": [{"id": "i0", "feedback": "Molt bé, Núria"},
+                                            {"id": "i1", "feedback": None}]}
+    assert "Núria" in text  # non-ASCII kept
+
+
+async def test_json_of_a_job_without_results_has_an_empty_list(store: SQLiteJobStore) -> None:
+    job = await _job(store, {}, total=2)
+    assert json.loads(await _text(store, job, "json"))["results"] == []
+    assert await _text(store, job, "jsonl") == ""
+
+
+async def test_jsonl_is_one_record_per_line(store: SQLiteJobStore) -> None:
+    job = await _job(store, {0: {"id": "i0", "nota": 3}, 1: {"id": "i1", "nota": "é"}})
+    text = await _text(store, job, "jsonl")
+    assert text == '{"id": "i0", "nota": 3}\n{"id": "i1", "nota": "é"}\n'
+
+
+async def test_csv_header_is_the_union_of_keys_and_nested_values_are_json(
+        store: SQLiteJobStore) -> None:
+    job = await _job(store, {0: {"id": "i0", "nota": 3},
+                             1: {"id": "i1", "hook_errors": ["m: boom"], "extra": {"a": 1}}})
+    text = await _text(store, job, "csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert text.splitlines()[0] == "id,nota,hook_errors,extra"
+    assert rows == [{"id": "i0", "nota": "3", "hook_errors": "", "extra": ""},
+                    {"id": "i1", "nota": "", "hook_errors": '["m: boom"]',
+                     "extra": '{"a": 1}'}]
+
+
+async def test_large_csv_comes_in_several_chunks(store: SQLiteJobStore) -> None:
+    job = await _job(store, {i: {"id": f"i{i}", "text": "x" * 10_000} for i in range(20)})
+    chunks = [chunk async for chunk in export_results(store, job, "csv")]
+    assert len(chunks) > 1
+    assert all(len(c) < 65536 + 20_000 for c in chunks)
+    rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert [r["id"] for r in rows] == [f"i{i}" for i in range(20)]
+
+
+async def test_an_unknown_format_names_the_known_ones(store: SQLiteJobStore) -> None:
+    job = await _job(store, {0: {"id": "i0"}})
+    with pytest.raises(InvalidInputError, match="format 'xml' is not one of json, jsonl, csv"):
+        await _text(store, job, "xml")
