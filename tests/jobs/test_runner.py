@@ -288,16 +288,6 @@ async def test_expired_jobs_are_swept(tmp_path: Path) -> None:
         assert await service.list() == []
 
 
-async def test_estimate_uses_measured_throughput(tmp_path: Path) -> None:
-    async with running_service(tmp_path, engine(delay=0.01), time_estimation_per_item=7) as svc:
-        first = await svc.submit(items(3))
-        assert first.estimated_time_seconds == 21
-        await collect(svc, first.job.id)
-        second = await svc.submit(items(300))
-        assert second.estimated_time_seconds < 300 * 7 / 10
-        await svc.cancel(second.job.id)
-
-
 async def test_answers_follow_the_scale(tmp_path: Path) -> None:
     scores = iter([0, 5, 3])
     eng = engine(script=lambda req: answer(next(scores)), capacity=1)
