@@ -1,4 +1,4 @@
-"""`evalserve metrics` and `evalserve calibrate` on small files (scripted judge engine)."""
+"""`evalserve metrics` on small files (scripted judge engine)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from evalserve.cli import main as cli_main
 from evalserve.cli.metrics import read_scoring_file
-from evalserve.engines import registry
 from evalserve.metrics import readability, relevance, rouge_l
 from tests.fakes import ScriptedEngine
 
@@ -23,14 +22,6 @@ ROWS = [
      "original": "Regular exercise lowers blood pressure in adults with mild hypertension."},
     {"id": "c", "generated": "Smoking is bad for the lungs.", "original": ""},
 ]
-
-
-@pytest.fixture
-def judge(monkeypatch: pytest.MonkeyPatch) -> ScriptedEngine:
-    """The engine `evalserve metrics`/`calibrate` would load, replaced by a scripted judge."""
-    engine = ScriptedEngine(lambda r: '{"score": 5}')
-    monkeypatch.setattr(registry, "create_engine", lambda settings: engine)
-    return engine
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -109,23 +100,3 @@ def test_metrics_bad_input_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     data = write_jsonl(tmp_path / "bad.jsonl", rows)
     assert run_main(monkeypatch, "metrics", str(data), *args) == 2
     assert message in capsys.readouterr().err
-
-
-def test_calibrate_writes_targets_with_progress(tmp_path: Path, judge: ScriptedEngine) -> None:
-    rows = [{"original": f"Original text number {i} about blood pressure and exercise.",
-             "human": f"Human summary {i}. It is short."} for i in range(5)]
-    data = write_jsonl(tmp_path / "train.jsonl", rows)
-    save_to = tmp_path / "targets.json"
-    result = CliRunner().invoke(cli_main.app, [
-        "calibrate", str(data), "--save-to", str(save_to), "--subset", "0.8",
-        "--chunk-size", "2"])
-    assert result.exit_code == 0, result.output
-    targets = json.loads(save_to.read_text())
-    assert targets["n"] == 4  # round(0.8 * 5)
-    assert targets["factuality"] == {"mean": 1.0, "std": 0.0}
-    assert targets["meta"]["factuality_method"] == "llm_judge"
-    humans = [r["human"] for r in rows]
-    fkgl = [s.fkgl for s in readability(humans).scores]
-    assert min(fkgl) <= targets["fkgl"]["mean"] <= max(fkgl)
-    assert "4/4" in result.output  # the progress bar reached the end
-    assert len(judge.requests) == 4
