@@ -73,39 +73,6 @@ async def test_chat_logprobs_shape_and_defaults(settings) -> None:  # noqa: ANN0
     assert engine.requests[1].max_tokens == 9
 
 
-async def test_structured_output_fields_become_one_constraint(settings) -> None:  # noqa: ANN001
-    schema = {"type": "object", "properties": {"score": {"type": "integer"}},
-              "required": ["score"]}
-    engine = ScriptedEngine(lambda r: '{"score": 3}')
-    async with running_app(make_settings(settings), engine) as (_, client):
-        for extra in (
-            {"response_format": {"type": "json_schema",
-                                 "json_schema": {"name": "s", "schema": schema, "strict": True}}},
-            {"response_format": {"type": "json_object"}},
-            {"structured_outputs": {"choice": ["yes", "no"]}},
-            {"structured_outputs": {"regex": "[0-9]+"}},
-            {"structured_outputs": {"json": json.dumps(schema)}},
-            {"guided_choice": ["a", "b"]},
-        ):
-            r = await client.post("/v1/chat/completions", json=chat_body(**extra))
-            assert r.status_code == 200, r.text
-        constraints = [r.constraint for r in engine.requests]
-        assert constraints[0].json_schema == schema and constraints[1].json_object
-        assert constraints[2].choice == ("yes", "no") and constraints[3].regex == "[0-9]+"
-        assert constraints[4].json_schema == schema and constraints[5].choice == ("a", "b")
-        for bad, hint in (
-            ({"response_format": {"type": "json_object"},
-              "structured_outputs": {"regex": "x"}}, "one output constraint"),
-            ({"structured_outputs": {"grammar": "root ::= x"}}, "grammar"),
-            ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
-             "schema is required"),
-            ({"structured_outputs": {"json": "{not json"}}, "JSON schema"),
-        ):
-            r = await client.post("/v1/chat/completions", json=chat_body(**bad))
-            assert r.status_code == 422 and hint in r.json()["error"]["message"], r.text
-        assert len(engine.requests) == 6
-
-
 async def test_validation_errors_are_422_envelopes_naming_the_field(settings) -> None:  # noqa: ANN001
     async with running_app(make_settings(settings)) as (_, client):
         cases = [
