@@ -149,9 +149,10 @@ async def test_the_runner_gets_its_hooks_as_arguments(settings: Settings) -> Non
     async with app.router.lifespan_context(app):
         jobs, metrics = state.components.jobs, state.components.metrics
         assert jobs is not None and metrics is not None
-        metrics_hook, inputs_hook = jobs.runner.item_hooks
+        metrics_hook, inputs_hook, counter_hook = jobs.runner.item_hooks
         assert isinstance(metrics_hook, MetricsHook) and metrics_hook.service is metrics
         assert inputs_hook is remember_inputs
+        assert counter_hook == state.components.telemetry.count_graded
         [tracking] = jobs.runner.finish_hooks
         assert isinstance(tracking, TrackedJobLogger)
         assert tracking.engine is state.engine and tracking.settings is state.settings

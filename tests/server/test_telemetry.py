@@ -11,7 +11,9 @@ from evalserve.server.app import build_app
 from evalserve.server.telemetry import Telemetry, metrics_server
 from tests.e2e.server import free_port
 from tests.fakes import ScriptedEngine
+from tests.jobs.helpers import answer, item
 from tests.server.openai_app import chat_body, make_settings, running_app
+from tests.waiting import wait_until
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -79,6 +81,23 @@ async def test_services_api_for_other_components(settings) -> None:  # noqa: ANN
         snap = await scrape(client)
     assert value(snap, "evalserve_active_jobs") == 0  # the app's job service: none yet
     assert value(snap, "evalserve_items_graded_total") == 5
+
+
+async def test_graded_job_items_are_counted(settings) -> None:  # noqa: ANN001
+    """Regression: `evalserve_items_graded_total` was documented but nothing incremented it."""
+    engine = ScriptedEngine(lambda r: answer(3))
+    async with running_app(make_settings(settings), engine=engine) as (app, client):
+        r = await client.post("/evaluate", json={"items": [item(i) for i in range(3)]})
+        assert r.status_code == 200, r.text
+        jobs = app.state.evalserve.components.jobs
+        job_id = r.json()["job_id"]
+        await wait_until(lambda: _finished(jobs, job_id), what="the job to complete")
+        snap = await scrape(client)
+    assert value(snap, "evalserve_items_graded_total") == 3
+
+
+async def _finished(jobs, job_id: str) -> bool:  # noqa: ANN001
+    return (await jobs.get(job_id)).status.value == "completed"
 
 
 def test_live_gauges_read_what_telemetry_is_given() -> None:

@@ -11,9 +11,9 @@ In start order:
 5. the warm-up from `WARMUP_FILE` (`Services.warmup_done`);
 6. the `MetricsService` shared by the `/metrics/*` routes and the jobs' metrics hook
    (`Services.metrics`);
-7. the job service (`Services.jobs`), its runner given the item hooks (metrics, then the
-   tracked inputs) and the finish hook (MLflow runs of tracked jobs) before it starts, so
-   jobs resumed at start-up get them too.
+7. the job service (`Services.jobs`), its runner given the item hooks (metrics, the tracked
+   inputs, the `items_graded` counter) and the finish hook (MLflow runs of tracked jobs)
+   before it starts, so jobs resumed at start-up get them too.
 
 At exit every lifespan field of `Services` is None again.
 """
@@ -25,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from evalserve.jobs.extensions import ItemHook
 from evalserve.jobs.grading import JudgeKit
 from evalserve.jobs.hooks import MetricsHook
 from evalserve.jobs.service import JobService
@@ -72,9 +73,11 @@ def build_jobs(state: AppState, metrics: MetricsService) -> JobService:
     kit = JudgeKit.from_settings(settings)
     tracking = TrackedJobLogger(settings, state.engine, temperature=kit.temperature,
                                 max_tokens=kit.max_tokens)
+    item_hooks: list[ItemHook] = [MetricsHook(metrics), remember_inputs]
+    if state.components.telemetry is not None:
+        item_hooks.append(state.components.telemetry.count_graded)
     return JobService.from_settings(settings, state.engine, engine_provider=state.wait_engine,
-                                    kit=kit, item_hooks=[MetricsHook(metrics), remember_inputs],
-                                    finish_hooks=[tracking])
+                                    kit=kit, item_hooks=item_hooks, finish_hooks=[tracking])
 
 
 @contextlib.asynccontextmanager

@@ -2,8 +2,8 @@
 middleware labelled by route template, and the separate `METRICS_PORT` server (`GET /metrics`
 is `routes/prometheus.py`).
 
-Other components record through the app's `Services.telemetry`, e.g.
-`telemetry.items_graded.inc()` when a job item is graded.
+Other components record through the app's `Services.telemetry`; the job runner counts graded
+items through its `count_graded` item hook.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ class Telemetry:
         self.generation_seconds.labels(model, endpoint).observe(seconds)
         self.prompt_tokens.labels(model).inc(prompt_tokens)
         self.generated_tokens.labels(model).inc(completion_tokens)
+
+    def count_graded(self, job: Any, item: dict[str, Any],
+                     record: dict[str, Any]) -> dict[str, Any]:
+        """Job item hook: count each graded item in `evalserve_items_graded_total`."""
+        self.items_graded.inc()
+        return {}
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
