@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, close_clients
+
+
+@pytest.fixture(autouse=True)
+def _close_openai_clients() -> Iterator[None]:
+    yield
+    close_clients()
 
 
 @pytest.fixture(scope="session")

@@ -97,3 +97,22 @@ class ServerProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+_OPENAI_CLIENTS: list[Any] = []
+
+
+def client_for(server: ServerProcess, key: str = "none") -> Any:
+    """An official `openai.OpenAI` client of `server`'s `/v1`; closed after the test (an open
+    client's sockets would surface later as a ResourceWarning in some other test)."""
+    import openai
+
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=120)
+    _OPENAI_CLIENTS.append(client)
+    return client
+
+
+def close_clients() -> None:
+    """Close every client `client_for` made."""
+    while _OPENAI_CLIENTS:
+        _OPENAI_CLIENTS.pop().close()

@@ -10,17 +10,13 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, client_for
 
 pytestmark = pytest.mark.e2e
 
 SCHEMA = {"type": "object", "properties": {"score": {"type": "integer", "minimum": 1,
                                                      "maximum": 5}},
           "required": ["score"], "additionalProperties": False}
-
-
-def client_for(server: ServerProcess, key: str = "none") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=120)
 
 
 def served_model(client: openai.OpenAI) -> str:

@@ -11,8 +11,8 @@ import jsonschema
 import openai
 import pytest
 
-from tests.e2e.server import ServerProcess
-from tests.e2e.test_openai_api import SCHEMA, client_for
+from tests.e2e.server import ServerProcess, client_for
+from tests.e2e.test_openai_api import SCHEMA
 
 pytestmark = pytest.mark.e2e
 

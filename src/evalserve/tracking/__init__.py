@@ -1,9 +1,9 @@
 """Tracking of evaluation runs in MLflow, and MLflow judges graded by evalserve.
 
-`tracking.mlflow` logs runs (the only module importing mlflow at call time),
-`tracking.summary` computes what a run reports, `tracking.judges` points MLflow's own judge
-APIs at an evalserve server, `tracking.jobs` logs finished jobs. Importing this package does
-not import mlflow.
+`tracking.mlflow` logs runs, `tracking.summary` computes what a run reports, `tracking.judges`
+points MLflow's own judge APIs at an evalserve server, `tracking.jobs` logs finished jobs. Only
+`tracking.mlflow` and `tracking.judges` import mlflow, inside the functions that need it:
+importing this package does not.
 """
 
 from __future__ import annotations

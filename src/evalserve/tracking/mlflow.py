@@ -1,4 +1,4 @@
-"""Log an evaluation run to MLflow: the only evalserve module that imports `mlflow`.
+"""Log an evaluation run to MLflow (mlflow is imported inside the functions, not at import).
 
 One run per evaluation: parameters (engine, model, rubric name and hash, temperature, max
 tokens, scale), metrics (`tracking.summary.summarize`), tags (`experiment_type=
