@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from evalserve.engines.base import (
     CompletionOutput,
@@ -90,3 +91,27 @@ class ScriptedEngine(Engine):
 
     async def close(self) -> None:
         self.closed = True
+
+
+class GatedEngine(ScriptedEngine):
+    """A `ScriptedEngine` whose generations wait until `gate` opens (jobs stay queued or
+    running, requests stay in flight, until the test says so)."""
+
+    def __init__(self, script: Script, **options: Any) -> None:
+        super().__init__(script, **options)
+        self.gate = asyncio.Event()
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        await self.gate.wait()
+        return await super().generate(request)
+
+
+class FailingEngine(ScriptedEngine):
+    """A `ScriptedEngine` whose model fails to load with `RuntimeError(message)`."""
+
+    def __init__(self, message: str = "weights corrupt", script: Script = lambda r: "") -> None:
+        super().__init__(script)
+        self.message = message
+
+    async def start(self) -> None:
+        raise RuntimeError(self.message)

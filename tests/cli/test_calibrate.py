@@ -4,7 +4,6 @@ file, the progress bar, the summary table, its options and its errors."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,22 +13,11 @@ from evalserve.cli import main as cli_main
 from evalserve.metrics import readability
 from evalserve.metrics.calibration import sample_indices
 from evalserve.metrics.targets import METRICS, CalibrationTargets
+from tests.cli.helpers import run_main, write_jsonl
 from tests.fakes import ScriptedEngine
 
 ROWS = [{"original": f"Original text number {i} about blood pressure and exercise.",
          "human": f"Human summary {i}. It is short."} for i in range(5)]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["evalserve", *args])
-    with pytest.raises(SystemExit) as info:
-        cli_main.main()
-    return int(info.value.code or 0)
 
 
 def test_calibrate_writes_targets_with_progress(tmp_path: Path, judge: ScriptedEngine) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evalserve.cli import main as cli_main
 from evalserve.cli.main import app
 from evalserve.engines.weights import download as download_mod
 from evalserve.engines.weights.download import MANIFEST_NAME
+from tests.cli.helpers import run_main
 
 
 class FakeHub:
@@ -52,15 +52,6 @@ def no_hub_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     """The `download` extra is not installed."""
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     monkeypatch.setitem(sys.modules, "modelscope", None)
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["evalserve", *args])
-    try:
-        cli_main.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def squashed(text: str) -> str:

@@ -4,7 +4,6 @@ the engine is a scripted one (the real bundled model: tests/e2e/test_serve.py)."
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -12,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from evalserve.cli import generate as generate_cmd
-from evalserve.cli import main as cli_main
 from evalserve.cli.main import app
 from evalserve.engines import registry
 from evalserve.engines.base import GenerationRequest, ModelInfo, StreamDelta
 from evalserve.errors import EngineUnavailableError
 from evalserve.settings import Settings
+from tests.cli.helpers import run_main
 from tests.fakes import ScriptedEngine
 
 PROMPT = "What is the capital of France?"
@@ -51,15 +50,6 @@ def install(monkeypatch: pytest.MonkeyPatch, engine: ScriptedEngine) -> Loaded:
 @pytest.fixture
 def loaded(monkeypatch: pytest.MonkeyPatch) -> Loaded:
     return install(monkeypatch, ScriptedEngine(lambda r: "The capital of France is Paris."))
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["evalserve", *args])
-    try:
-        cli_main.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_the_prompt_is_a_chat_message_with_the_settings_budget(loaded: Loaded) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +10,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from evalserve.cli import main as cli_main
 from evalserve.cli.main import app
+from tests.cli.helpers import run_main
 
 COMMANDS = ["serve", "generate", "models", "metrics", "calibrate", "download", "evaluate",
             "bench"]
@@ -28,15 +27,6 @@ def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[st
 
 
 ALL = dict(_commands(typer.main.get_command(app)))
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["evalserve", *args])
-    try:
-        cli_main.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_help_lists_every_command() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 from evalserve.cli import main as cli_main
 from evalserve.cli.metrics import read_scoring_file
 from evalserve.metrics import readability, relevance, rouge_l
+from tests.cli.helpers import run_main, write_jsonl
 from tests.fakes import ScriptedEngine
 
 ROWS = [
@@ -22,18 +22,6 @@ ROWS = [
      "original": "Regular exercise lowers blood pressure in adults with mild hypertension."},
     {"id": "c", "generated": "Smoking is bad for the lungs.", "original": ""},
 ]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["evalserve", *args])
-    with pytest.raises(SystemExit) as info:
-        cli_main.main()
-    return int(info.value.code or 0)
 
 
 def test_metrics_writes_per_row_scores(tmp_path: Path, judge: ScriptedEngine) -> None:

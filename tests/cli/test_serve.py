@@ -4,7 +4,6 @@ uvicorn is started with; nothing listens (uvicorn.run and build_app are stand-in
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,10 +12,10 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from evalserve.cli import main as cli_main
 from evalserve.cli.main import app
 from evalserve.server import app as server_app
 from evalserve.settings import Settings
+from tests.cli.helpers import run_main
 
 
 @dataclass
@@ -53,15 +52,6 @@ def started(monkeypatch: pytest.MonkeyPatch) -> Iterator[Started]:
     level = root.level
     yield record
     root.setLevel(level)  # serve sets the root level from LOG_LEVEL
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["evalserve", *args])
-    try:
-        cli_main.main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_defaults(started: Started) -> None:

@@ -17,7 +17,7 @@ from evalserve.server.app import build_app
 from evalserve.server.state import AppState
 from evalserve.server.warmup import is_warm, read_warmup_prompts, warmup
 from evalserve.settings import Settings
-from tests.fakes import ScriptedEngine, request_text
+from tests.fakes import GatedEngine, ScriptedEngine, request_text
 from tests.waiting import wait_until
 
 
@@ -27,18 +27,6 @@ def _echo(request: GenerationRequest) -> str:
 
 def _client(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-
-class GatedEngine(ScriptedEngine):
-    """Generation waits until `gate` opens."""
-
-    def __init__(self) -> None:
-        super().__init__(_echo)
-        self.gate = asyncio.Event()
-
-    async def generate(self, request):  # type: ignore[override]
-        await self.gate.wait()
-        return await super().generate(request)
 
 
 
@@ -69,7 +57,7 @@ async def test_root_says_loading_until_warmup_is_done(settings: Settings, tmp_pa
                     encoding="utf-8")
     conf = settings.model_copy(update={"warmup_file": path, "warmup_max_prompts": 4,
                                        "warmup_max_tokens": 5})
-    engine = GatedEngine()
+    engine = GatedEngine(_echo)
     app = build_app(conf, engine=engine)
     caplog.set_level("INFO", logger="evalserve.server.warmup")
     async with app.router.lifespan_context(app), _client(app) as client:

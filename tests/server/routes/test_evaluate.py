@@ -7,14 +7,12 @@ tests/e2e/test_evaluate.py.
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
-from tests.fakes import ScriptedEngine
+from tests.fakes import FailingEngine, GatedEngine, ScriptedEngine
 from tests.jobs.helpers import answer, item, items
 from tests.server.openai_app import make_settings, running_app
 from tests.server.test_sse import parse_events
@@ -55,20 +53,14 @@ async def test_the_stream_carries_the_graded_results_then_complete(settings: Set
 
 
 async def test_metrics_and_track_are_stored_with_the_job(settings: Settings) -> None:
-    gate = asyncio.Event()
-
-    class Held(ScriptedEngine):
-        async def generate(self, request):  # type: ignore[override]
-            await gate.wait()
-            return await super().generate(request)
-
-    async with running_app(settings, Held(lambda r: answer())) as (app, client):
+    engine = GatedEngine(lambda r: answer())
+    async with running_app(settings, engine) as (app, client):
         resp = await client.post("/evaluate", json={
             "items": [item(0, reference="La fotosíntesi fa servir la llum.")],
             "metrics": ["rouge_l"], "track": {"experiment": "x"}})
         assert resp.status_code == 200, resp.text
         job = await app.state.evalserve.components.jobs.get(resp.json()["job_id"])
-        gate.set()
+        engine.gate.set()
     assert (job.options.metrics, job.options.track) == (["rouge_l"], {"experiment": "x"})
 
 
@@ -92,17 +84,12 @@ async def test_a_bad_submission_is_an_envelope_and_stores_nothing(
     assert engine.requests == []
 
 
-class BrokenEngine(ScriptedEngine):
-    async def start(self) -> None:
-        raise RuntimeError("weights corrupt")
-
-
 def _client(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
 async def test_evaluate_refuses_jobs_when_the_model_failed_to_load(settings: Settings) -> None:
-    app = build_app(settings, engine=BrokenEngine(lambda r: answer()))
+    app = build_app(settings, engine=FailingEngine(script=lambda r: answer()))
     async with app.router.lifespan_context(app), _client(app) as client:
         runner = app.state.evalserve.components.jobs.runner
         await wait_until(lambda: runner.engine_error is not None,
@@ -123,7 +110,7 @@ async def test_evaluate_refuses_jobs_when_the_model_failed_to_load(settings: Set
     "/health counts it in active_jobs)"))
 async def test_a_job_submitted_as_the_load_fails_is_refused_not_queued_forever(
         settings: Settings) -> None:
-    app = build_app(settings, engine=BrokenEngine(lambda r: answer()))
+    app = build_app(settings, engine=FailingEngine(script=lambda r: answer()))
     async with app.router.lifespan_context(app), _client(app) as client:
         await app.state.evalserve.engine_ready.wait()  # the load has failed
         resp = await client.post("/evaluate", json={"items": items(1)})

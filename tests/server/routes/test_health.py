@@ -10,7 +10,7 @@ import httpx
 
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
-from tests.fakes import ScriptedEngine
+from tests.fakes import FailingEngine, GatedEngine, ScriptedEngine
 from tests.jobs.helpers import answer, items
 from tests.server.openai_app import make_settings, running_app
 from tests.waiting import wait_until
@@ -49,11 +49,7 @@ async def test_health_reports_loading_then_healthy(settings: Settings) -> None:
 
 
 async def test_engine_failure_is_reported_not_raised(settings: Settings) -> None:
-    class Broken(ScriptedEngine):
-        async def start(self) -> None:
-            raise RuntimeError("weights corrupt")
-
-    app = build_app(settings, engine=Broken(lambda r: ""))
+    app = build_app(settings, engine=FailingEngine())
     async with app.router.lifespan_context(app), await _client(app) as client:
         await app.state.evalserve.engine_ready.wait()
         body = (await client.get("/health")).json()
@@ -90,11 +86,7 @@ async def test_health_answers_while_loading_without_asking_the_engine(
 
 
 async def test_healthz_says_ok_even_when_the_model_failed(settings: Settings) -> None:
-    class Broken(ScriptedEngine):
-        async def start(self) -> None:
-            raise RuntimeError("weights corrupt")
-
-    app = build_app(settings, engine=Broken(lambda r: ""))
+    app = build_app(settings, engine=FailingEngine())
     async with app.router.lifespan_context(app), await _client(app) as client:
         await app.state.evalserve.engine_ready.wait()
         resp = await client.get("/healthz")
@@ -102,19 +94,13 @@ async def test_healthz_says_ok_even_when_the_model_failed(settings: Settings) ->
 
 
 async def test_health_counts_the_queued_and_running_jobs(settings: Settings) -> None:
-    gate = asyncio.Event()
-
-    class Held(ScriptedEngine):
-        async def generate(self, request):  # type: ignore[override]
-            await gate.wait()
-            return await super().generate(request)
-
-    async with running_app(settings, Held(lambda r: answer())) as (app, client):
+    engine = GatedEngine(lambda r: answer())
+    async with running_app(settings, engine) as (app, client):
         for _ in range(2):
             resp = await client.post("/evaluate", json={"items": items(2)})
             assert resp.status_code == 200, resp.text
         assert (await client.get("/health")).json()["active_jobs"] == 2
-        gate.set()
+        engine.gate.set()
         jobs = app.state.evalserve.components.jobs
         await wait_until(lambda: jobs.active_jobs() == 0, what="both jobs finished")
         assert (await client.get("/health")).json()["active_jobs"] == 0

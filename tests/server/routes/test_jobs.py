@@ -3,7 +3,6 @@ scripted judge: bodies, filters, formats and the error envelopes."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from evalserve.settings import Settings
-from tests.fakes import ScriptedEngine
+from tests.fakes import GatedEngine, ScriptedEngine
 from tests.jobs.helpers import answer, items
 from tests.server.openai_app import make_settings, running_app
 
@@ -22,18 +21,6 @@ async def _finished(client: httpx.AsyncClient, n: int) -> str:
     body = (await client.post("/evaluate", json={"items": items(n)})).json()
     await client.get(body["stream_url"])
     return body["job_id"]
-
-
-class Held(ScriptedEngine):
-    """Grades nothing until `gate` opens: jobs stay queued or running."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda r: answer())
-        self.gate = asyncio.Event()
-
-    async def generate(self, request):  # type: ignore[override]
-        await self.gate.wait()
-        return await super().generate(request)
 
 
 async def test_get_job_shows_counts_timings_rubric_and_mean(settings: Settings) -> None:
@@ -96,7 +83,7 @@ async def test_results_as_json_jsonl_and_csv(settings: Settings) -> None:
 
 
 async def test_cancel_a_queued_job_then_409(settings: Settings) -> None:
-    engine = Held()
+    engine = GatedEngine(lambda r: answer())
     conf = make_settings(settings, max_concurrent_jobs=1)
     async with running_app(conf, engine) as (_, client):
         running = (await client.post("/evaluate", json={"items": items(1)})).json()["job_id"]

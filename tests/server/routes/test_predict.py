@@ -15,7 +15,7 @@ import pytest
 from evalserve.engines.base import GenerationRequest
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
-from tests.fakes import ScriptedEngine, request_text
+from tests.fakes import FailingEngine, ScriptedEngine, request_text
 from tests.server.openai_app import make_settings, running_app
 
 
@@ -63,11 +63,7 @@ async def test_root_is_503_loading_until_the_engine_is_loaded(settings: Settings
 
 
 async def test_root_reports_a_failed_load(settings: Settings) -> None:
-    class Broken(ScriptedEngine):
-        async def start(self) -> None:
-            raise RuntimeError("weights corrupt")
-
-    app = build_app(settings, engine=Broken(_echo))
+    app = build_app(settings, engine=FailingEngine(script=_echo))
     async with app.router.lifespan_context(app), _client(app) as client:
         await app.state.evalserve.engine_ready.wait()
         resp = await client.get("/")

@@ -9,7 +9,7 @@ import httpx
 from evalserve.engines.base import ModelInfo
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
-from tests.fakes import ScriptedEngine
+from tests.fakes import FailingEngine, ScriptedEngine
 from tests.server.openai_app import make_settings, running_app
 
 INFOS = [ModelInfo(id="scripted", owned_by="evalserve", created=100, loaded_at=1234.5,
@@ -81,11 +81,7 @@ async def test_models_are_503_while_the_engine_loads_then_listed(settings: Setti
 
 
 async def test_models_are_503_naming_the_cause_when_loading_failed(settings: Settings) -> None:
-    class Broken(ScriptedEngine):
-        async def start(self) -> None:
-            raise RuntimeError("weights missing")
-
-    app = build_app(make_settings(settings), engine=Broken(lambda r: "x"))
+    app = build_app(make_settings(settings), engine=FailingEngine("weights missing"))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         await app.state.evalserve.engine_ready.wait()
