@@ -100,9 +100,6 @@ def test_a_draft_model_is_reported(tmp_path: Path, hub: FakeHub) -> None:
     assert f"draftorg/draft@r1->{tmp_path / 'org' / 'draft'}" in squashed(result.output)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: off a terminal rich folds the printed lines at 80 columns, breaking a long model or "
-    "manifest path in two (`evalserve-d ownload.json`), so it cannot be copied from a log"))
 def test_printed_paths_are_not_broken(tmp_path: Path, hub: FakeHub) -> None:
     deep = tmp_path / ("d" * 60)
     result = CliRunner().invoke(app, ["download", "--model-id", "org/model", "--dir",
@@ -136,9 +133,6 @@ def test_without_the_extra_it_says_what_to_install(
     assert not (tmp_path / "models").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the CLI prints error messages as rich markup, so the hint `pip install "
-    "'evalserve[download]'` reaches the terminal as `pip install 'evalserve'`"))
 @pytest.mark.usefixtures("no_hub_clients")
 def test_without_the_extra_the_hint_names_the_extra(monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture,

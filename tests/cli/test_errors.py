@@ -94,9 +94,6 @@ def test_an_unexpected_exception_propagates_with_its_traceback(
         run(monkeypatch, "fail", "it", raises=ZeroDivisionError("division by zero"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: typer 0.29 vendors click (typer._click); run_cli checks the real "
-    "click.ClickException, so usage errors escape as tracebacks with exit code 1"))
 @pytest.mark.parametrize(("args", "message"), [
     (["nosuch"], "No such command 'nosuch'"),
     (["fail"], "Missing"),
@@ -109,25 +106,16 @@ def test_a_usage_error_shows_usage_and_exits_2(
     assert message in err and "Usage:" in err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with standalone_mode=False typer turns Ctrl-C into a returned exit code 130, which "
-    "run_cli ignores: the process exits 0 without 'aborted'"))
 def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch,
                           capsys: pytest.CaptureFixture) -> None:
     assert run(monkeypatch, "fail", "it", raises=KeyboardInterrupt()) == 130
     assert "aborted" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: with standalone_mode=False typer returns typer.Exit's code instead of raising it; "
-    "run_cli ignores the return value, so `raise typer.Exit(3)` exits 0"))
 def test_typer_exit_keeps_its_code(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run(monkeypatch, "fail", "it", raises=typer.Exit(3)) == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: run_cli prints the message as rich markup, so `[download]` in an install hint "
-    "vanishes and a `[/b]` in echoed user input raises MarkupError"))
 @pytest.mark.parametrize("message", [
     "needs huggingface_hub: pip install 'evalserve[download]'",
     "unknown metric '[/b]'",
@@ -138,9 +126,6 @@ def test_brackets_in_a_message_are_printed_as_written(
     assert capsys.readouterr().err == f"error: {message}\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: rich wraps the error at 80 columns when stderr is not a terminal, so a long "
-    "message (most download and settings errors) is split over several lines"))
 def test_a_long_message_stays_on_one_line(monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture) -> None:
     message = ("could not reach huggingface.co to download org/model: ConnectError: no route. "

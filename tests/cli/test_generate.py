@@ -108,9 +108,6 @@ def test_tokens_are_printed_as_they_stream(monkeypatch: pytest.MonkeyPatch) -> N
     assert result.stdout == "Paris. It is big.\n"  # no separator between deltas
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: generate prints the model's text as rich markup: `[see](url)` loses `[see]` and "
-    "a `[/INST]` in the output raises MarkupError"))
 @pytest.mark.parametrize("text", ["Read [see](https://x.org).", "Done.[/INST]"])
 def test_model_text_is_printed_as_written(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     install(monkeypatch, Pieces(text))
@@ -139,9 +136,6 @@ def test_a_bad_request_option_exits_2_before_the_engine_loads(
     assert loaded.settings == [] and loaded.engine.requests == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: generate uses `max_tokens or settings.max_new_tokens`, so an explicit "
-    "--max-tokens 0 silently becomes MAX_NEW_TOKENS (256) while -5 is refused"))
 def test_max_tokens_0_is_refused(monkeypatch: pytest.MonkeyPatch,
                                  capsys: pytest.CaptureFixture, loaded: Loaded) -> None:
     assert run_main(monkeypatch, "generate", PROMPT, "--max-tokens", "0") == 2

@@ -74,9 +74,6 @@ def test_main_help_exits_0(monkeypatch: pytest.MonkeyPatch,
     assert "Usage:" in out and all(name in out for name in COMMANDS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: `evalserve` alone raises typer's NoArgsIsHelpError past run_cli (it checks the real "
-    "click.ClickException, typer 0.29 vendors its own): a traceback instead of the help"))
 def test_main_without_a_command_shows_the_help(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture) -> None:
     code = run_main(monkeypatch)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from evalserve.engines.weights.download import download_model
 from evalserve.errors import ConfigurationError
@@ -46,7 +47,7 @@ def download(
                              model_dir=directory)
     if not settings.model_id:
         raise ConfigurationError("no model to download: pass --model-id or set MODEL_ID")
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     with console.status(f"downloading {settings.model_id} from {settings.model_source}..."):
         result = download_model(
             settings.model_id,
@@ -57,12 +58,12 @@ def download(
             draft_revision=draft_revision,
             draft_optional=draft_optional,
         )
-    console.print(f"[green]model[/] {result.model.id}@{result.model.revision} -> "
-                  f"{result.model.path}")
+    console.print(f"[green]model[/] {escape(result.model.id)}@{escape(result.model.revision)} "
+                  f"-> {escape(str(result.model.path))}")
     if result.draft is not None:
-        console.print(f"[green]draft[/] {result.draft.id}@{result.draft.revision} -> "
-                      f"{result.draft.path}")
+        console.print(f"[green]draft[/] {escape(result.draft.id)}@"
+                      f"{escape(result.draft.revision)} -> {escape(str(result.draft.path))}")
     if result.draft_error:
         console.print(f"[yellow]warning:[/] optional draft model not downloaded: "
-                      f"{result.draft_error}")
-    console.print(f"manifest: {result.manifest}")
+                      f"{escape(str(result.draft_error))}")
+    console.print(f"manifest: {result.manifest}", markup=False)

@@ -34,7 +34,7 @@ def generate(
         request = GenerationRequest(
             prompt=prompt if raw else None,
             messages=None if raw else [{"role": "user", "content": prompt}],
-            max_tokens=max_tokens or settings.max_new_tokens,
+            max_tokens=settings.max_new_tokens if max_tokens is None else max_tokens,
             temperature=temperature,
             seed=seed,
         )
@@ -42,7 +42,7 @@ def generate(
             with console.status("loading model..."):
                 eng = await stack.enter_async_context(running(settings))
             async for delta in eng.stream(request):
-                console.print(delta.text, end="", soft_wrap=True)
+                console.print(delta.text, end="", soft_wrap=True, markup=False)
             console.print()
 
     asyncio.run(run())
