@@ -31,7 +31,7 @@ def test_answer_is_a_reference_in_metric_files_and_the_judged_text_in_job_items(
     assert first_text(row, file_fields.reference) == "A"
     assert first_text(row, item_fields.prediction) == "A"
     assert first_text(row, item_fields.reference) is None
-    assert set(TEXT_FIELDS) == {"metrics_file", "job_item"}
+    assert set(TEXT_FIELDS) == {"metrics_file", "training_file", "job_item"}
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
@@ -73,3 +73,13 @@ def test_iter_jsonl_numbers_lines_and_skips_only_when_asked(tmp_path: Path) -> N
         list(iter_jsonl(path))
     with pytest.raises(InvalidInputError, match="not found"):
         list(iter_jsonl(tmp_path / "missing.jsonl"))
+
+
+def test_calibration_reads_its_columns_from_the_one_table() -> None:
+    from evalserve.metrics.calibration import HUMAN_COLUMNS, ORIGINAL_COLUMNS
+
+    fields = TEXT_FIELDS["training_file"]
+    assert (ORIGINAL_COLUMNS, HUMAN_COLUMNS) == (fields.reference, fields.prediction)
+    row = {"source": "The original.", "summary": "The human text."}
+    assert (first_text(row, fields.reference), first_text(row, fields.prediction)) == (
+        "The original.", "The human text.")

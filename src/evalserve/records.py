@@ -48,6 +48,10 @@ TEXT_FIELDS: dict[str, TextFields] = {
         prediction=("prediction", "predictions", "generated", "response"),
         reference=("reference", "references", "original", "answer"),
     ),
+    "training_file": TextFields(  # `evalserve calibrate`: a human text of each original
+        prediction=("human", "texts_human", "summary"),
+        reference=("original", "texts_original", "source"),
+    ),
     "job_item": TextFields(
         prediction=("predictions", "prediction", "response", "respuesta", "answer",
                     "generated", "output"),

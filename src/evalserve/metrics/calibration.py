@@ -31,12 +31,12 @@ from evalserve.metrics.targets import (
     measure,
     targets_from_values,
 )
-from evalserve.records import first_text, read_records
+from evalserve.records import TEXT_FIELDS, first_text, read_records
 
 __all__ = ["ORIGINAL_COLUMNS", "HUMAN_COLUMNS", "read_pairs", "sample_indices", "calibrate"]
 
-ORIGINAL_COLUMNS: tuple[str, ...] = ("original", "texts_original", "source")
-HUMAN_COLUMNS: tuple[str, ...] = ("human", "texts_human", "summary")
+ORIGINAL_COLUMNS: tuple[str, ...] = TEXT_FIELDS["training_file"].reference
+HUMAN_COLUMNS: tuple[str, ...] = TEXT_FIELDS["training_file"].prediction
 
 ProgressFn = Callable[[int, int], Any]
 """``progress(done, total)``: called after every chunk of `chunk_size` items."""
