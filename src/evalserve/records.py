@@ -2,7 +2,7 @@
 
 One reader for every file the CLI and the library take: items to grade, pairs to score,
 training data to calibrate on; one writer family for result records (`write_records` for
-files, `jsonl_line`, `csv_columns` and `csv_row` for the job export that streams them).
+files; `jsonl_line` and `csv_row`, the line and cell formats the job export streams too).
 `TEXT_FIELDS` is the one table of which fields hold the text scored and its reference.
 """
 

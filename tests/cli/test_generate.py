@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 from typer.testing import CliRunner
 
+from evalserve.cli import engine as engine_cmd
 from evalserve.cli import generate as generate_cmd
 from evalserve.cli.main import app
 from evalserve.engines import registry
@@ -43,7 +44,8 @@ def install(monkeypatch: pytest.MonkeyPatch, engine: ScriptedEngine) -> Loaded:
         loaded.settings.append(settings)
         yield engine
 
-    monkeypatch.setattr(generate_cmd, "running", running)
+    monkeypatch.setattr(generate_cmd, "running", running)  # `models`
+    monkeypatch.setattr(engine_cmd, "running", running)  # `generate`, under its spinner
     return loaded
 
 

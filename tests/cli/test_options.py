@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from evalserve.cli import engine as engine_cmd
 from evalserve.cli import generate as generate_cmd
 from evalserve.cli.main import app
 from evalserve.cli.options import EngineOpt, ModelOpt
@@ -57,7 +58,8 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
         settings_seen.append(settings)
         yield ScriptedEngine(lambda r: "")
 
-    monkeypatch.setattr(generate_cmd, "running", running)
+    monkeypatch.setattr(generate_cmd, "running", running)  # `models`
+    monkeypatch.setattr(engine_cmd, "running", running)  # `generate`, under its spinner
     return settings_seen
 
 

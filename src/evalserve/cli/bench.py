@@ -11,7 +11,6 @@ number) and the correct jieba-token ROUGE-L (`recipe="standard"`). The work itse
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evalserve.cli.engine import loaded_engine
 from evalserve.errors import ConfigurationError, InvalidInputError
 from evalserve.generation import bench
 from evalserve.settings import Settings, load_settings
@@ -54,12 +54,9 @@ async def run_inprocess(settings: Settings, prompts: Sequence[str], *, batch: bo
                         concurrency: int, console: Console) -> tuple[bench.RunResult, Any]:
     """Start the configured engine here and answer through `evalserve.generation.predict`.
     Returns the result and the (closed) engine, whose tokenizer can still count tokens."""
-    from evalserve.engines.registry import running
     from evalserve.generation.predict import PredictOptions
 
-    async with contextlib.AsyncExitStack() as stack:
-        with console.status("loading model..."):
-            engine = await stack.enter_async_context(running(settings))
+    async with loaded_engine(settings, console) as engine:
         run = await bench.run_engine(engine, prompts, PredictOptions.from_settings(settings),
                                      batch=batch, concurrency=concurrency)
     return run, engine

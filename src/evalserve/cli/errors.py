@@ -29,8 +29,6 @@ def run_cli(app: typer.Typer) -> None:
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         code = _ABORTED
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # typer's own click: usage errors, no command given
         show = getattr(exc, "show", None)
         if show is None:

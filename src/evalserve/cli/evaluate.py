@@ -9,7 +9,6 @@ to `--out`, and a summary (score distribution, unscored count, mean).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -30,8 +29,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from evalserve.cli.engine import loaded_engine
 from evalserve.cli.options import EngineOpt, ModelOpt
-from evalserve.client.http import first_token
 from evalserve.errors import EngineError, EvalserveError, InvalidInputError
 from evalserve.records import read_records, write_records
 from evalserve.settings import load_settings
@@ -69,13 +68,10 @@ async def _follow(events: AsyncIterator[tuple[str, Any]], total: int,
 async def _run_local(settings: Any, items: list[dict], rubric: str | dict | None,
                      metrics: list[str] | None, console: Console
                      ) -> tuple[dict, list[dict], dict]:
-    from evalserve.engines.registry import running
     from evalserve.jobs.export import iter_records
     from evalserve.jobs.service import JobService
 
-    async with contextlib.AsyncExitStack() as stack:
-        with console.status("loading model..."):
-            engine = await stack.enter_async_context(running(settings))
+    async with loaded_engine(settings, console) as engine:
         with tempfile.TemporaryDirectory(prefix="evalserve-") as tmp:
             service = JobService.from_settings(settings.model_copy(update={"data_dir": Path(tmp)}),
                                                engine)
@@ -164,6 +160,8 @@ def evaluate(
         help="MLflow run name of --mlflow (default: the file's name)")] = None,
 ) -> None:
     """Grade every item of FILE with a rubric; show progress, write --out, print a summary."""
+    from evalserve.client.http import first_token  # httpx, only when a command runs
+
     console = Console(highlight=False)
     items = read_records(file)
     rubric_spec, prompt_rubric, settings = _tracking_setup(rubric, prompt_file, scale, mlflow)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from evalserve.cli.engine import loaded_engine
 from evalserve.cli.options import EngineOpt, ModelOpt
 from evalserve.engines.base import GenerationRequest
 from evalserve.engines.registry import running
@@ -38,9 +38,7 @@ def generate(
             temperature=temperature,
             seed=seed,
         )
-        async with contextlib.AsyncExitStack() as stack:
-            with console.status("loading model..."):
-                eng = await stack.enter_async_context(running(settings))
+        async with loaded_engine(settings, console) as eng:
             async for delta in eng.stream(request):
                 console.print(delta.text, end="", soft_wrap=True, markup=False)
             console.print()

@@ -80,20 +80,21 @@ def estimate_tokens(text: str) -> int:
     return cjk + sum(math.ceil(len(word) / 4) for word in rest.split())
 
 
-def _tokenizer_path(settings: Settings) -> tuple[Any, str | None]:
-    """(folder, gguf file name or None) of the locally configured model's tokenizer."""
+def _tokenizer_path(settings: Settings) -> tuple[Any, str | None, str]:
+    """(folder, gguf file name or None, model id) of the locally configured model's
+    tokenizer."""
     from evalserve.engines.weights import loader
 
     source = loader.resolve_model_source(settings.model_name, settings.model_dir,
                                          settings.model_id)
     if not source.gguf:
-        return source.path, None
+        return source.path, None, source.model_id
     cache_root = settings.model_cache_dir or settings.data_dir / "models"
     # The engine's converted copy loads in 0.1 s; the GGUF itself takes ~10 s to parse.
     converted = loader.converted_dir(source, cache_root)
     if (converted / "tokenizer_config.json").exists():
-        return converted, None
-    return source.path.parent, source.path.name
+        return converted, None, source.model_id
+    return source.path.parent, source.path.name, source.model_id
 
 
 def token_counter(settings: Settings, tokenizer: str | None = None
@@ -106,11 +107,7 @@ def token_counter(settings: Settings, tokenizer: str | None = None
         folder, gguf = Path(tokenizer), None
         name = folder.name
     else:
-        folder, gguf = _tokenizer_path(settings)
-        from evalserve.engines.weights.loader import resolve_model_source
-
-        name = resolve_model_source(settings.model_name, settings.model_dir,
-                                    settings.model_id).model_id
+        folder, gguf, name = _tokenizer_path(settings)
     if gguf is None and (Path(folder) / "tokenizer.json").is_file():
         # The tokenizers library alone: no torch/transformers import (seconds) for counting.
         from tokenizers import Tokenizer

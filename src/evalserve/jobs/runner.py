@@ -35,7 +35,7 @@ from evalserve.jobs.progress import ProgressTracker
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
 from evalserve.jobs.writer import JobBatches, ResultWriter
 
-__all__ = ["JobRunner", "RunnerConfig", "ItemHook", "FinishHook"]
+__all__ = ["JobRunner", "RunnerConfig"]
 
 log = logging.getLogger(__name__)
 

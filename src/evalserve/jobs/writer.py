@@ -18,7 +18,7 @@ from evalserve.jobs.models import EventType, Job, ResultRow
 from evalserve.jobs.progress import ProgressTracker
 from evalserve.jobs.store import JobStore, NewEvent
 
-__all__ = ["ResultWriter", "JobBatches", "WRITE_GROUP"]
+__all__ = ["ResultWriter", "JobBatches"]
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +115,7 @@ class ResultWriter:
 
     async def _write_group(self, group: list[_Write]) -> None:
         events = [e for e in (batches.add(row) for batches, row, _ in group) if e is not None]
-        try:
-            stored = await self.store.commit([row for _, row, _ in group], events)
-        except Exception as exc:
-            log.exception("storing %d result(s) failed", len(group))
-            _fail(group, exc)
-            return
+        stored = await self.store.commit([row for _, row, _ in group], events)
         if self.on_stored is not None:
             self.on_stored(len(group))
         for batches, row, future in group:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from evalserve.errors import EngineError
 from evalserve.judge.judge import Grade, Judge
-from evalserve.judge.rubric import Rubric, load_rubric
+from evalserve.judge.rubric import load_rubric
 from evalserve.metrics.factuality import FactualityResult
 from evalserve.metrics.service import MetricsService
 
@@ -107,8 +107,6 @@ async def judge_factuality(
     originals: Sequence[str],
     generated: Sequence[str],
     max_prompt_tokens: int = 2048,
-    *,
-    rubric: Rubric | None = None,
 ) -> FactualityResult:
     """Factuality of each generated text against its original, graded by `engine`.
 
@@ -118,7 +116,7 @@ async def judge_factuality(
     Returns:
         ``FactualityResult`` with scores in [0, 1], their mean and ``method="llm_judge"``.
     """
-    judge = Judge(engine, rubric or load_rubric(RUBRIC_NAME), temperature=0.0, seed=0)
+    judge = Judge(engine, load_rubric(RUBRIC_NAME), temperature=0.0, seed=0)
     items = [factuality_item(engine, o, g, max_prompt_tokens)
              for o, g in zip(originals, generated)]
     grades = await asyncio.gather(*(judge.grade(item, i) for i, item in enumerate(items)))

@@ -34,12 +34,12 @@ if TYPE_CHECKING:
     )
     from evalserve.settings import Settings
 
-__all__ = ["FactualityJudge", "MetricsService", "PairScores"]
+__all__ = ["FactualityJudgeFn", "MetricsService", "PairScores"]
 
 log = logging.getLogger(__name__)
 
 #: The LLM-judge factuality a `MetricsService` is given: (originals, generated) -> result.
-FactualityJudge = Callable[[Sequence[str], Sequence[str]], Awaitable["FactualityResult"]]
+FactualityJudgeFn = Callable[[Sequence[str], Sequence[str]], Awaitable["FactualityResult"]]
 
 
 @dataclass
@@ -69,7 +69,7 @@ class MetricsService:
     """
 
     def __init__(
-        self, settings: Settings, *, factuality_judge: FactualityJudge | None = None
+        self, settings: Settings, *, factuality_judge: FactualityJudgeFn | None = None
     ) -> None:
         self.settings = settings
         self._factuality_judge = factuality_judge

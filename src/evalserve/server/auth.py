@@ -77,7 +77,7 @@ class BearerAuth:
             return
         message = ("missing bearer token: send `Authorization: Bearer <API_TOKEN>`"
                    if presented is None else "invalid bearer token")
-        error = AuthenticationError(message, code="invalid_api_key")
+        error = AuthenticationError(message)
         body = json.dumps({"error": error_body(error)}).encode()
         await send({"type": "http.response.start", "status": error.status, "headers": [
             (b"content-type", b"application/json"),

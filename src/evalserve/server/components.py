@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
@@ -38,7 +39,7 @@ from evalserve.server.telemetry import metrics_server
 from evalserve.server.warmup import warmup
 from evalserve.tracking.jobs import TrackedJobLogger, remember_inputs
 
-__all__ = ["run_components", "build_jobs"]
+__all__ = ["run_components"]
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,13 @@ async def run_components(state: AppState) -> AsyncIterator[Services]:
         services.warmup_done = await stack.enter_async_context(
             warmup(settings, state.wait_engine))
         services.metrics = build_metrics_service(settings, state.wait_engine)
-        services.jobs = build_jobs(state, services.metrics)
+        services.jobs = _build_jobs(state, services.metrics)
         await services.jobs.start()
         stack.push_async_callback(services.jobs.close)
         yield services
 
 
-def build_jobs(state: AppState, metrics: MetricsService) -> JobService:
+def _build_jobs(state: AppState, metrics: MetricsService) -> JobService:
     """The job service on the app's engine (waiting for it to load), with its hooks."""
     settings = state.settings
     kit = JudgeKit.from_settings(settings)
@@ -104,6 +105,6 @@ async def _load_engine(state: AppState) -> None:
 
 
 def _clear(services: Services) -> None:
-    services.response_cache = services.rate_limiter = None
-    services.metrics_port = services.warmup_done = None
-    services.metrics = services.jobs = None
+    """Every lifespan field back to None (telemetry belongs to the app, not the lifespan)."""
+    for name in (f.name for f in dataclasses.fields(services) if f.name != "telemetry"):
+        setattr(services, name, None)

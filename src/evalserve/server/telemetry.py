@@ -202,10 +202,9 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def install_telemetry(app: FastAPI, telemetry: Telemetry) -> Telemetry:
+def install_telemetry(app: FastAPI, telemetry: Telemetry) -> None:
     """Count `app`'s requests in `telemetry` (add it as the outermost middleware)."""
     app.add_middleware(_RequestCounter, telemetry=telemetry)
-    return telemetry
 
 
 @contextlib.asynccontextmanager

@@ -51,6 +51,8 @@ def read_warmup_prompts(path: Path, limit: int) -> list[str]:
         prompt = value.get("prompt") if isinstance(value, dict) else value
         if isinstance(prompt, str) and prompt.strip():
             prompts.append(prompt)
+            if len(prompts) >= limit:
+                break  # read no further than the prompts used
         else:
             log.warning("WARMUP_FILE %s line %d has no \"prompt\" string; skipped", path, number)
     return prompts

@@ -4,6 +4,5 @@ llama.cpp, TGI, SGLang, another evalserve)."""
 from __future__ import annotations
 
 from evalserve.engines.openai.engine import OpenAIEngine
-from evalserve.engines.openai.protocol import request_body
 
-__all__ = ["OpenAIEngine", "request_body"]
+__all__ = ["OpenAIEngine"]

@@ -13,7 +13,7 @@ from evalserve.jobs.models import JobStatus
 from evalserve.server.deps import JobsDep
 from evalserve.server.protocol.jobs import JobList, JobView
 
-__all__ = ["router", "JobsDep"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["jobs"])
 

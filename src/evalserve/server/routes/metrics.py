@@ -32,7 +32,7 @@ from evalserve.server.protocol.metrics import (
 )
 from evalserve.server.state import require
 
-__all__ = ["router", "metrics_service"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["metrics"])
 
