@@ -21,6 +21,8 @@ __all__ = [
     "EngineUnavailableError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "PayloadTooLargeError",
+    "StorageFullError",
     "TrackingError",
     "error_body",
 ]
@@ -120,6 +122,23 @@ class UpstreamTimeoutError(UpstreamError):
 
     status = 504
     code = "gateway_timeout"
+
+
+class PayloadTooLargeError(EvalserveError):
+    """A request body or list larger than the configured limit."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class StorageFullError(EvalserveError):
+    """The job store cannot write (disk full, database locked): nothing new is accepted until
+    it can; running jobs pause and go on once it writes again."""
+
+    status = 503
+    type = "server_error"
+    code = "storage_unavailable"
 
 
 class TrackingError(EvalserveError):

@@ -162,6 +162,42 @@ class Settings(BaseSettings):
     `http://mlflow:5000`; unset: `sqlite:///DATA_DIR/mlflow.db` (artifacts in
     `DATA_DIR/mlartifacts`)."""
 
+    # --- sharing and bounds (ours) ---
+    admin_api_token: str | None = None
+    """Admin bearer token(s), comma-separated: accepted like `API_TOKEN`, and they see and
+    manage every caller's jobs (other tokens see only their own)."""
+    cache_shared: bool = False
+    """Share cached `/v1` responses between callers; by default each API key has its own."""
+    max_request_bytes: int = Field(32 * 2**20, ge=1024)
+    """Largest request body in bytes; a larger one answers 413."""
+    max_prompts_per_request: int = Field(256, ge=1)
+    """Most prompts in one `/v1/completions` list or one batch `/predict`."""
+    max_sequences_per_request: int = Field(1024, ge=1)
+    """Most sequences one request may ask for: prompts × `n`."""
+    max_texts_per_request: int = Field(10_000, ge=1)
+    """Most texts (or pairs) in one metrics request."""
+    item_rate_limit: str = "100000/hour"
+    """Items a caller may submit to `POST /evaluate` per window, e.g. `100000/hour`."""
+    text_rate_limit: str = "100000/hour"
+    """Texts a caller may send to the metrics routes per window."""
+    tokens_per_minute: int = Field(0, ge=0)
+    """Prompt + completion tokens a caller may use per minute and model on `/v1`; 0: no limit."""
+    rate_limit_max_buckets: int = Field(100_000, ge=1)
+    """Most rate-limit windows kept in memory; the least recently used go first."""
+    max_queued_jobs_per_caller: int = Field(20, ge=1)
+    """Most queued jobs one caller may have; another submission answers 429."""
+    max_job_attempts: int = Field(3, ge=1)
+    """A job that was running when the process died this many times is failed, not resumed."""
+    item_retries: int = Field(3, ge=0)
+    """Retries of an item whose engine call failed transiently (connection, 429, 5xx,
+    timeout), with exponential backoff and jitter; then the item is stored as an error."""
+    item_retry_backoff_seconds: float = Field(0.5, ge=0.0)
+    """First backoff of an item retry; doubled each retry, with jitter."""
+    cache_max_bytes: int = Field(256 * 2**20, ge=0)
+    """Most bytes of response bodies the in-process cache holds."""
+    metrics_host: str | None = None
+    """Address the `METRICS_PORT` server binds (e.g. `127.0.0.1`); unset: `HOST`."""
+
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
         if self.vllm_endpoint and "engine" not in self.model_fields_set:
@@ -178,9 +214,15 @@ class Settings(BaseSettings):
 
     @property
     def api_tokens(self) -> list[str]:
-        """Every accepted bearer token."""
-        raw = ",".join(t for t in (self.api_token, self.text_gen_api_token) if t)
+        """Every accepted bearer token (the admin tokens included)."""
+        raw = ",".join(t for t in (self.api_token, self.text_gen_api_token,
+                                   self.admin_api_token) if t)
         return [t.strip() for t in raw.split(",") if t.strip()]
+
+    @property
+    def admin_tokens(self) -> list[str]:
+        """Bearer tokens that see and manage every caller's jobs."""
+        return [t.strip() for t in (self.admin_api_token or "").split(",") if t.strip()]
 
     @property
     def upstream_base_url(self) -> str | None:

@@ -62,7 +62,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app = FastAPI(title="evalserve", version=__version__, lifespan=lifespan)
     app.state.evalserve = state
     install_error_handlers(app)
-    auth.install_auth(app, settings.api_tokens)  # every route but OPEN_PATHS
+    auth.install_auth(app, settings.api_tokens, settings.admin_tokens)  # all but OPEN_PATHS
     telemetry.install_telemetry(app, prometheus)  # outermost: counts 401s too
     for router in ROUTERS:
         app.include_router(router)

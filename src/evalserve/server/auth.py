@@ -1,9 +1,13 @@
-"""Bearer-token auth for every route but the health routes.
+"""Bearer-token auth for every route but the health routes, and who the caller is.
 
-With `API_TOKEN` / `TEXT_GEN_API_TOKEN` set (comma-separated lists allowed), a request needs
-`Authorization: Bearer <token>`; otherwise it gets the 401 envelope with `WWW-Authenticate`.
-It is an ASGI middleware, so routes added by any module (and mounted apps) are covered.
-Tokens are compared in constant time and never logged.
+With `API_TOKEN` / `TEXT_GEN_API_TOKEN` / `ADMIN_API_TOKEN` set (comma-separated lists
+allowed), a request needs `Authorization: Bearer <token>`; otherwise it gets the 401 envelope
+with `WWW-Authenticate`. It is an ASGI middleware, so routes added by any module (and mounted
+apps) are covered. Tokens are compared in constant time and never logged.
+
+Every request gets a `Caller` (`caller_of(request)`): its key id (a hash prefix of the token,
+never the token) owns the jobs it submits; admin tokens see every job. With no token
+configured (single-user mode) there is no key id and everything is shared.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from evalserve.errors import AuthenticationError, error_body
 
@@ -19,12 +24,45 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["OPEN_PATHS", "BearerAuth", "install_auth", "check_token", "bearer_token",
-           "client_identity"]
+__all__ = ["OPEN_PATHS", "BearerAuth", "Caller", "install_auth", "check_token", "bearer_token",
+           "key_id", "caller_of"]
 
 #: Answer without a token: seed 000 `/health`, seed 002 `/healthz`, seed 003 `GET /`, and the
 #: dashboard page (it holds no data; its API calls carry the token).
 OPEN_PATHS = frozenset({"/", "/health", "/healthz", "/ui"})
+
+_SCOPE_KEY = "evalserve.caller"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request.
+
+    `key_id` owns the jobs the caller submits (None in single-user mode); `admin` callers
+    (admin tokens, or everyone in single-user mode) see and manage every job; `address` is
+    the client's IP address.
+    """
+
+    key_id: str | None
+    admin: bool
+    address: str
+
+    @property
+    def owner_filter(self) -> str | None:
+        """The owner whose jobs this caller may see, or None for all of them (an anonymous
+        caller, on an open path, matches no owner)."""
+        return None if self.admin else (self.key_id or "")
+
+    @property
+    def identity(self) -> str:
+        """The rate-limit identity: the key id, else the client address (so rotating an
+        unchecked bearer string gives no fresh window)."""
+        return f"key:{self.key_id}" if self.key_id else f"ip:{self.address}"
+
+
+def key_id(token: str) -> str:
+    """The public id of a token: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def check_token(presented: str | None, tokens: list[str]) -> bool:
@@ -50,29 +88,47 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def client_identity(scope: Scope) -> str:
-    """Who is calling, for per-key rate limits: a hash of the bearer token, else the IP."""
-    token = bearer_token(scope.get("headers", []))
-    if token:
-        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+def _address(scope: Scope) -> str:
     client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+    return client[0] if client else "unknown"
+
+
+def caller_of(request: Any) -> Caller:
+    """The `Caller` the middleware attached to a request (or ASGI scope); without the
+    middleware (an app built without `install_auth`), a single-user admin."""
+    scope = request if isinstance(request, dict) else request.scope
+    caller = scope.get(_SCOPE_KEY)
+    if caller is None:
+        return Caller(None, True, _address(scope))
+    return caller
 
 
 class BearerAuth:
-    """Pure ASGI middleware; a no-op when no token is configured."""
+    """Pure ASGI middleware: checks tokens when any is configured, and attaches the caller."""
 
-    def __init__(self, app: ASGIApp, tokens: list[str]) -> None:
+    def __init__(self, app: ASGIApp, tokens: list[str], admin_tokens: list[str]) -> None:
         self.app = app
         self.tokens = tokens
+        self.admin_tokens = admin_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or not self.tokens or scope["path"] in OPEN_PATHS
-                or scope["method"] == "OPTIONS"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not self.tokens:
+            scope[_SCOPE_KEY] = Caller(None, True, _address(scope))
             await self.app(scope, receive, send)
             return
         presented = bearer_token(scope.get("headers", []))
         if check_token(presented, self.tokens):
+            assert presented is not None
+            scope[_SCOPE_KEY] = Caller(key_id(presented),
+                                       check_token(presented, self.admin_tokens),
+                                       _address(scope))
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            scope[_SCOPE_KEY] = Caller(None, False, _address(scope))
             await self.app(scope, receive, send)
             return
         message = ("missing bearer token: send `Authorization: Bearer <API_TOKEN>`"
@@ -87,7 +143,7 @@ class BearerAuth:
         await send({"type": "http.response.body", "body": body})
 
 
-def install_auth(app: FastAPI, tokens: list[str]) -> None:
-    """Protect every route of `app` except `OPEN_PATHS` when `tokens` is not empty."""
-    if tokens:
-        app.add_middleware(BearerAuth, tokens=list(tokens))
+def install_auth(app: FastAPI, tokens: list[str], admin_tokens: list[str] = ()) -> None:
+    """Protect every route of `app` except `OPEN_PATHS` when `tokens` is not empty, and
+    attach the `Caller` to every request."""
+    app.add_middleware(BearerAuth, tokens=list(tokens), admin_tokens=list(admin_tokens))

@@ -12,10 +12,11 @@ from fastapi import Depends, Request
 
 from evalserve.engines.base import Engine
 from evalserve.jobs.service import JobService
+from evalserve.server.auth import Caller, caller_of
 from evalserve.server.state import AppState, require
 from evalserve.settings import Settings
 
-__all__ = ["StateDep", "SettingsDep", "EngineDep", "JobsDep", "get_state", "state_of"]
+__all__ = ["StateDep", "SettingsDep", "EngineDep", "JobsDep", "CallerDep", "get_state", "state_of"]
 
 
 def state_of(request: Request) -> AppState:
@@ -34,6 +35,10 @@ async def _engine(request: Request) -> Engine:
     return state_of(request).ready_engine()
 
 
+async def _caller(request: Request) -> Caller:
+    return caller_of(request)
+
+
 async def _jobs(request: Request) -> JobService:
     return require(state_of(request).components.jobs, "job service")
 
@@ -43,3 +48,5 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[Engine, Depends(_engine)]
 #: The job service; 503 until the lifespan has started it.
 JobsDep = Annotated[JobService, Depends(_jobs)]
+#: Who is calling (`server/auth.py`): the key id owning their jobs, admin or not.
+CallerDep = Annotated[Caller, Depends(_caller)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from evalserve.server.auth import client_identity
+from evalserve.server.auth import caller_of
 from evalserve.server.protocol.openai import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -41,10 +41,10 @@ async def model(model_id: str, request: Request) -> ModelDetail:
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request) -> Response:
     """Text completions; `stream: true` answers Server-Sent Events ending in `[DONE]`."""
-    return await serve_completion(_state(request), body, client_identity(request.scope))
+    return await serve_completion(_state(request), body, caller_of(request).identity)
 
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     """Chat completions, with `response_format` / `structured_outputs` and logprobs."""
-    return await serve_chat(_state(request), body, client_identity(request.scope))
+    return await serve_chat(_state(request), body, caller_of(request).identity)
