@@ -1,4 +1,5 @@
-"""SQLiteJobStore: atomic commits, per-job event ids, pending items, expiry, requeue."""
+"""SQLiteJobStore: atomic commits, per-job event ids, pending items, expiry, requeue, owners,
+start attempts, error items and their retry, schema migration."""
 
 from __future__ import annotations
 
@@ -6,20 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from evalserve.errors import NotFoundError
+import sqlite3
+
+from evalserve.errors import ConflictError, NotFoundError
 from evalserve.jobs.models import Job, JobStatus, ResultRow
 from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.jobs.store import NewEvent, StatusChange
 
 
-def job(job_id: str, created: float, total: int = 3) -> Job:
+def job(job_id: str, created: float, total: int = 3, owner: str | None = None) -> Job:
     return Job(id=job_id, status=JobStatus.QUEUED, rubric_name="r", rubric={"name": "r"},
-               total=total, created_at=created)
+               total=total, created_at=created, owner=owner)
 
 
-def row(job_id: str, idx: int, score: float | None = 3) -> ResultRow:
-    return ResultRow(job_id, idx, f"i{idx}", "scored" if score is not None else "unscored",
-                     score, {"id": f"i{idx}", "score": score})
+def row(job_id: str, idx: int, score: float | None = 3, status: str | None = None) -> ResultRow:
+    status = status or ("scored" if score is not None else "unscored")
+    return ResultRow(job_id, idx, f"i{idx}", status, score, {"id": f"i{idx}", "score": score})
 
 
 @pytest.fixture
@@ -77,8 +80,101 @@ async def test_requeue_and_runnable_order(store: SQLiteJobStore) -> None:
     for name, created in (("new", 3.0), ("old", 1.0), ("interrupted", 2.0)):
         await store.create_job(job(name, created), [("i0", {})])
     await store.commit(status=[StatusChange("interrupted", JobStatus.RUNNING, started_at=9.0)])
-    assert await store.requeue_interrupted() == 1
+    assert await store.requeue_interrupted() == (1, [])
     assert [j.id for j in await store.runnable_jobs(10)] == ["interrupted", "old", "new"]
+
+
+async def test_runnable_jobs_take_owners_in_turn(store: SQLiteJobStore) -> None:
+    """Fair scheduling: one owner's many queued jobs do not all go before another owner's."""
+    for name, created, owner in (("a1", 1.0, "a"), ("a2", 2.0, "a"), ("a3", 3.0, "a"),
+                                 ("b1", 4.0, "b"), ("b2", 5.0, "b"), ("solo", 6.0, None)):
+        await store.create_job(job(name, created, owner=owner), [("i0", {})])
+    assert [j.id for j in await store.runnable_jobs(10)] == \
+        ["a1", "b1", "solo", "a2", "b2", "a3"]
+
+
+async def test_starts_are_counted_and_poisoned_jobs_are_not_requeued(
+        store: SQLiteJobStore) -> None:
+    """A job left running by MAX_JOB_ATTEMPTS crashes is handed back, not requeued (it was
+    resumed for ever: a crash loop)."""
+    await store.create_job(job("loop", 1.0), [("i0", {})])
+    await store.create_job(job("once", 2.0), [("i0", {})])
+    for _ in range(2):  # started, then the process died: resumed at the next start
+        await store.commit(status=[StatusChange("loop", JobStatus.RUNNING, started_at=1.0)])
+        assert await store.requeue_interrupted(3) == (1, [])
+    await store.commit(status=[StatusChange("loop", JobStatus.RUNNING, started_at=1.0)])
+    await store.commit(status=[StatusChange("once", JobStatus.RUNNING, started_at=1.0)])
+    assert (await store.get_job("loop")).attempts == 3
+    requeued, poisoned = await store.requeue_interrupted(3)
+    assert requeued == 1 and [j.id for j in poisoned] == ["loop"]
+    assert (await store.get_job("loop")).status is JobStatus.RUNNING
+    assert (await store.get_job("once")).status is JobStatus.QUEUED
+
+
+async def test_owners_filter_lists_and_queue_counts(store: SQLiteJobStore) -> None:
+    await store.create_job(job("a", 1.0, owner="k1"), [("i0", {})])
+    await store.create_job(job("b", 2.0, owner="k2"), [("i0", {})])
+    await store.create_job(job("c", 3.0), [("i0", {})])
+    assert [j.id for j in await store.list_jobs(owner="k1")] == ["a"]
+    assert [j.id for j in await store.list_jobs()] == ["c", "b", "a"]
+    assert (await store.get_job("b")).owner == "k2"
+    assert (await store.count_queued("k1"), await store.count_queued(None)) == (1, 1)
+    assert await store.count_queued("nobody") == 0
+
+
+async def test_error_items_are_counted_apart_and_retried_once(store: SQLiteJobStore) -> None:
+    await store.create_job(job("a", 1.0, total=4), [(f"i{i}", {}) for i in range(4)])
+    await store.commit([row("a", 0, 4), row("a", 1, None), row("a", 2, None, "error"),
+                        row("a", 3, 2)], [NewEvent("a", "complete", {}, final=True)],
+                       [StatusChange("a", JobStatus.COMPLETED, finished_at=5.0)])
+    a = await store.get_job("a")
+    assert (a.completed, a.scored, a.unscored, a.errors) == (4, 2, 1, 1)
+    assert await store.retry_items("a") == 1
+    a = await store.get_job("a")
+    assert (a.status, a.finished_at, a.completed, a.scored, a.unscored, a.errors,
+            a.mean_score) == (JobStatus.QUEUED, None, 3, 2, 1, 0, 3.0)
+    assert [p.idx for p in await store.pending_items("a", -1, 10)] == [2]
+    assert [e.final for e in await store.events_after("a", 0)] == [False]
+    with pytest.raises(ConflictError, match="only a finished job"):
+        await store.retry_items("a")
+    await store.commit([row("a", 2, 5)], status=[StatusChange("a", JobStatus.COMPLETED,
+                                                              finished_at=6.0)])
+    assert await store.retry_items("a", unscored=True) == 1
+    assert [p.idx for p in await store.pending_items("a", -1, 10)] == [1]
+    await store.commit(status=[StatusChange("a", JobStatus.COMPLETED, finished_at=7.0)])
+    with pytest.raises(ConflictError, match="no error items"):
+        await store.retry_items("a")
+    with pytest.raises(NotFoundError):
+        await store.retry_items("zz")
+
+
+async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    """A job database from before owners and attempts keeps its jobs and gains the columns."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL,
+            rubric_name TEXT NOT NULL, rubric TEXT NOT NULL, options TEXT NOT NULL,
+            total INTEGER NOT NULL, completed INTEGER NOT NULL DEFAULT 0,
+            scored INTEGER NOT NULL DEFAULT 0, unscored INTEGER NOT NULL DEFAULT 0,
+            score_sum REAL NOT NULL DEFAULT 0, batches INTEGER NOT NULL DEFAULT 0,
+            last_event_id INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+            started_at REAL, finished_at REAL, error TEXT);
+        INSERT INTO jobs (id, status, rubric_name, rubric, options, total, completed, scored,
+            created_at) VALUES ('old', 'completed', 'r', '{}', '{}', 1, 1, 1, 1.0);
+    """)
+    conn.close()
+    store = SQLiteJobStore(path)
+    await store.open()
+    try:
+        old = await store.get_job("old")
+        assert (old.status, old.scored, old.owner, old.attempts, old.errors) == \
+            (JobStatus.COMPLETED, 1, None, 0, 0)
+        check = sqlite3.connect(path)
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+        check.close()
+    finally:
+        await store.close()
 
 
 async def test_delete_expired_removes_everything_of_old_finished_jobs(

@@ -11,7 +11,7 @@ from evalserve.jobs.models import JobStatus
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
 
 SEAM = {"create_job", "get_job", "list_jobs", "runnable_jobs", "requeue_interrupted",
-        "count_active", "pending_items", "unannounced_results", "commit", "events_after",
+        "count_active", "count_queued", "retry_items", "pending_items", "unannounced_results", "commit", "events_after",
         "records", "delete_expired"}
 
 

@@ -58,9 +58,16 @@ class Job:
     """The rubric as it was when the job was created (a resumed job grades with the same one)."""
     total: int
     options: JobOptions = field(default_factory=JobOptions)
+    owner: str | None = None
+    """Key id of the caller who submitted it (`server/auth.py`); None in single-user mode."""
+    attempts: int = 0
+    """How many times the job was started (a resume counts; a retry starts from 0)."""
     completed: int = 0
+    """Items with a stored result: `scored + unscored + errors`."""
     scored: int = 0
     unscored: int = 0
+    errors: int = 0
+    """Items whose grading failed after its retries (stored with `status: "error"`)."""
     score_sum: float = 0.0
     batches: int = 0
     """`batch_complete` events emitted so far."""
@@ -95,7 +102,9 @@ class JobEvent:
 
 @dataclass
 class ResultRow:
-    """One graded item as stored: `record` is `Grade.record(rubric)` plus item-hook fields."""
+    """One graded item as stored: `record` is `Grade.record(rubric)` plus item-hook fields.
+    `status` is `scored`, `unscored` (the judge gave no usable score) or `error` (grading
+    failed; the record says why)."""
 
     job_id: str
     idx: int

@@ -128,7 +128,7 @@ class JobRunner:
 
     async def start(self) -> None:
         """Requeue interrupted jobs, then start the scheduler, the writer and the sweeper."""
-        requeued = await self.store.requeue_interrupted()
+        requeued, _ = await self.store.requeue_interrupted()
         if requeued:
             log.info("resuming %d interrupted job(s)", requeued)
         self._active = await self.store.count_active()

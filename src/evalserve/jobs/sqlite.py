@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from evalserve.errors import NotFoundError
+from evalserve.errors import ConflictError, NotFoundError
 from evalserve.jobs.models import Job, JobEvent, JobOptions, JobStatus, ResultRow
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
 
@@ -36,9 +36,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     rubric TEXT NOT NULL,
     options TEXT NOT NULL,
     total INTEGER NOT NULL,
+    owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
     completed INTEGER NOT NULL DEFAULT 0,
     scored INTEGER NOT NULL DEFAULT 0,
     unscored INTEGER NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
     score_sum REAL NOT NULL DEFAULT 0,
     batches INTEGER NOT NULL DEFAULT 0,
     last_event_id INTEGER NOT NULL DEFAULT 0,
@@ -49,6 +52,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at);
 CREATE TABLE IF NOT EXISTS items (
     job_id TEXT NOT NULL,
     idx INTEGER NOT NULL,
@@ -78,8 +82,15 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 """
 
-_JOB_COLUMNS = ("id, status, rubric_name, rubric, options, total, completed, scored, unscored, "
-                "score_sum, batches, created_at, started_at, finished_at, error")
+#: `PRAGMA user_version` of the schema above. Version 1 (before owners, attempts and error
+#: counts) is migrated by adding those columns.
+SCHEMA_VERSION = 2
+_ADDED_IN_2 = {"owner": "TEXT", "attempts": "INTEGER NOT NULL DEFAULT 0",
+               "errors": "INTEGER NOT NULL DEFAULT 0"}
+
+_JOB_COLUMNS = ("id, status, rubric_name, rubric, options, total, owner, attempts, completed, "
+                "scored, unscored, errors, score_sum, batches, created_at, started_at, "
+                "finished_at, error")
 
 
 def _dumps(value: Any) -> str:
@@ -90,8 +101,9 @@ def _job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"], status=JobStatus(row["status"]), rubric_name=row["rubric_name"],
         rubric=json.loads(row["rubric"]), options=JobOptions.from_dict(json.loads(row["options"])),
-        total=row["total"], completed=row["completed"], scored=row["scored"],
-        unscored=row["unscored"], score_sum=row["score_sum"], batches=row["batches"],
+        total=row["total"], owner=row["owner"], attempts=row["attempts"],
+        completed=row["completed"], scored=row["scored"], unscored=row["unscored"],
+        errors=row["errors"], score_sum=row["score_sum"], batches=row["batches"],
         created_at=row["created_at"], started_at=row["started_at"],
         finished_at=row["finished_at"],
         error=json.loads(row["error"]) if row["error"] else None,
@@ -151,7 +163,9 @@ class SQLiteJobStore(JobStore):
 
         def create() -> None:
             conn = self._conn()
+            _migrate(conn)
             conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
         await asyncio.get_running_loop().run_in_executor(self._writer, create)
         self._opened = True
@@ -171,10 +185,10 @@ class SQLiteJobStore(JobStore):
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO jobs (id, status, rubric_name, rubric, options, total, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, status, rubric_name, rubric, options, total, owner, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (job.id, job.status.value, job.rubric_name, _dumps(job.rubric),
-                 _dumps(job.options.to_dict()), job.total, job.created_at),
+                 _dumps(job.options.to_dict()), job.total, job.owner, job.created_at),
             )
             conn.executemany("INSERT INTO items (job_id, idx, item_id, data) VALUES (?, ?, ?, ?)",
                              rows)
@@ -192,32 +206,88 @@ class SQLiteJobStore(JobStore):
                                 "(finished jobs are kept JOB_TTL_SECONDS)")
         return _job(row)
 
-    async def list_jobs(self, status: JobStatus | None = None, limit: int = 50) -> list[Job]:
+    async def list_jobs(self, status: JobStatus | None = None, limit: int = 50, *,
+                        owner: str | None = None) -> list[Job]:
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+
         def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            if status is None:
-                return conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs "
-                                    "ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-            return conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ? "
-                                "ORDER BY created_at DESC LIMIT ?",
-                                (status.value, limit)).fetchall()
+            return conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {clause}"
+                                "ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
 
         return [_job(r) for r in await self._read(select)]
 
     async def runnable_jobs(self, limit: int) -> list[Job]:
         def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'queued' "
-                "ORDER BY started_at IS NULL, created_at LIMIT ?", (limit,)).fetchall()
+                f"SELECT {_JOB_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY owner "
+                "ORDER BY created_at) AS turn FROM jobs WHERE status = 'queued') "
+                "ORDER BY started_at IS NULL, turn, created_at LIMIT ?", (limit,)).fetchall()
 
         return [_job(r) for r in await self._read(select)]
 
-    async def requeue_interrupted(self) -> int:
-        return await self._write(lambda conn: conn.execute(
-            "UPDATE jobs SET status = 'queued' WHERE status = 'running'").rowcount)
+    async def requeue_interrupted(self, max_attempts: int | None = None) -> tuple[int, list[Job]]:
+        def requeue(conn: sqlite3.Connection) -> tuple[int, list[Job]]:
+            poisoned: list[Job] = []
+            if max_attempts is not None:
+                poisoned = [_job(r) for r in conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'running' "
+                    "AND attempts >= ?", (max_attempts,))]
+            keep = [j.id for j in poisoned]
+            marks = ",".join("?" * len(keep))
+            requeued = conn.execute(
+                "UPDATE jobs SET status = 'queued' WHERE status = 'running'"
+                + (f" AND id NOT IN ({marks})" if keep else ""), keep).rowcount
+            return requeued, poisoned
+
+        return await self._write(requeue)
 
     async def count_active(self) -> int:
         return await self._read(lambda conn: conn.execute(
             "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0])
+
+    async def count_queued(self, owner: str | None) -> int:
+        return await self._read(lambda conn: conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND owner IS ?",
+            (owner,)).fetchone()[0])
+
+    async def retry_items(self, job_id: str, *, unscored: bool = False) -> int:
+        statuses = ("error", "unscored") if unscored else ("error",)
+        marks = ",".join("?" * len(statuses))
+
+        def retry(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no job {job_id!r}: it never existed or it expired "
+                                    "(finished jobs are kept JOB_TTL_SECONDS)")
+            if not JobStatus(row["status"]).finished:
+                raise ConflictError(f"job {job_id} is {row['status']}; only a finished job's "
+                                    "items can be retried")
+            n = conn.execute(f"DELETE FROM results WHERE job_id = ? AND status IN ({marks})",
+                             (job_id, *statuses)).rowcount
+            if n == 0:
+                kinds = "error or unscored" if unscored else "error"
+                raise ConflictError(f"job {job_id} has no {kinds} items to retry")
+            conn.execute(
+                "UPDATE jobs SET status = 'queued', finished_at = NULL, error = NULL, "
+                "attempts = 0, completed = c.n, scored = c.s, unscored = c.u, errors = c.e, "
+                "score_sum = c.total FROM (SELECT COUNT(*) AS n, "
+                "COUNT(*) FILTER (WHERE status = 'scored' AND score IS NOT NULL) AS s, "
+                "COUNT(*) FILTER (WHERE status = 'error') AS e, "
+                "COUNT(*) FILTER (WHERE status != 'error' AND NOT (status = 'scored' AND "
+                "score IS NOT NULL)) AS u, "
+                "COALESCE(SUM(score) FILTER (WHERE status = 'scored'), 0) AS total "
+                "FROM results WHERE job_id = ?) AS c WHERE id = ?", (job_id, job_id))
+            conn.execute("UPDATE events SET final = 0 WHERE job_id = ? AND final = 1", (job_id,))
+            return n
+
+        return await self._write(retry)
 
     # -- items and results -------------------------------------------------------------------
 
@@ -260,10 +330,13 @@ class SQLiteJobStore(JobStore):
                                 r.idx)
                     continue
                 scored = r.status == "scored" and r.score is not None
+                error = r.status == "error"
                 conn.execute(
                     "UPDATE jobs SET completed = completed + 1, scored = scored + ?, "
-                    "unscored = unscored + ?, score_sum = score_sum + ? WHERE id = ?",
-                    (int(scored), int(not scored), float(r.score) if scored else 0.0, r.job_id))
+                    "unscored = unscored + ?, errors = errors + ?, score_sum = score_sum + ? "
+                    "WHERE id = ?",
+                    (int(scored), int(not scored and not error), int(error),
+                     float(r.score) if scored else 0.0, r.job_id))
             stored: list[JobEvent] = []
             for e in events:
                 event_id = conn.execute(
@@ -282,10 +355,11 @@ class SQLiteJobStore(JobStore):
             for s in status:
                 conn.execute(
                     "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), "
-                    "finished_at = COALESCE(?, finished_at), error = COALESCE(?, error) "
-                    "WHERE id = ?",
+                    "finished_at = COALESCE(?, finished_at), error = COALESCE(?, error), "
+                    "attempts = attempts + ? WHERE id = ?",
                     (s.status.value, s.started_at, s.finished_at,
-                     _dumps(s.error) if s.error else None, s.job_id))
+                     _dumps(s.error) if s.error else None,
+                     int(s.status is JobStatus.RUNNING), s.job_id))
             return stored
 
         return await self._write(run)
@@ -320,3 +394,18 @@ class SQLiteJobStore(JobStore):
             return ids
 
         return await self._write(delete)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database of an older schema version up to `SCHEMA_VERSION` (a new one is
+    created whole by `_SCHEMA`)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    has_jobs = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()
+    if version >= SCHEMA_VERSION or not has_jobs:
+        return
+    present = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
+    for column, decl in _ADDED_IN_2.items():
+        if column not in present:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
+    log.info("job database migrated from schema version %d to %d", version, SCHEMA_VERSION)

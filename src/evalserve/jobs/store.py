@@ -68,21 +68,36 @@ class JobStore(ABC):
         """The job, or `NotFoundError`."""
 
     @abstractmethod
-    async def list_jobs(self, status: JobStatus | None = None, limit: int = 50) -> list[Job]:
-        """Jobs, newest first."""
+    async def list_jobs(self, status: JobStatus | None = None, limit: int = 50, *,
+                        owner: str | None = None) -> list[Job]:
+        """Jobs, newest first; only those of `owner` when it is given."""
 
     @abstractmethod
     async def runnable_jobs(self, limit: int) -> list[Job]:
         """Queued jobs in the order they should run: interrupted (already started) ones first,
-        then by creation time."""
+        then round-robin across owners (each owner's oldest first), then by creation time."""
 
     @abstractmethod
-    async def requeue_interrupted(self) -> int:
-        """At start-up: jobs left `running` by a crash or a stop go back to `queued`."""
+    async def requeue_interrupted(self, max_attempts: int | None = None) -> tuple[int, list[Job]]:
+        """At start-up: jobs left `running` by a crash or a stop go back to `queued`, except
+        those already started `max_attempts` times, which stay `running` and are returned for
+        the runner to fail (they may be what stops the process). Returns (requeued, poisoned)."""
 
     @abstractmethod
     async def count_active(self) -> int:
         """Queued + running jobs."""
+
+    @abstractmethod
+    async def count_queued(self, owner: str | None) -> int:
+        """Queued jobs of `owner` (of the single-user owner None when None)."""
+
+    @abstractmethod
+    async def retry_items(self, job_id: str, *, unscored: bool = False) -> int:
+        """Re-queue a finished job's `error` items (and `unscored` ones when asked): their
+        results are deleted and the counters recomputed, the job goes back to `queued` with
+        no finish time, error or attempts, and its earlier final events stop ending streams.
+        Returns how many items will be graded again. `ConflictError` if the job is not
+        finished or has no such item, `NotFoundError` if it does not exist."""
 
     @abstractmethod
     async def pending_items(self, job_id: str, after_idx: int, limit: int) -> list[PendingItem]:
@@ -101,7 +116,8 @@ class JobStore(ABC):
         status: Sequence[StatusChange] = (),
     ) -> list[JobEvent]:
         """Store results (updating the job counters), events and status changes atomically;
-        return the stored events with their ids."""
+        return the stored events with their ids. A status change to `running` counts one
+        start attempt."""
 
     @abstractmethod
     async def events_after(self, job_id: str, after_id: int, limit: int = 500) -> list[JobEvent]:
