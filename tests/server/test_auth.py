@@ -1,4 +1,5 @@
-"""Bearer auth covers every route of the app (enumerated), except the health routes."""
+"""Bearer auth covers every route of the app (enumerated), except the health routes; every
+request gets a `Caller` (key id, admin, address)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import re
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.requests import Request
 
-from evalserve.server.auth import OPEN_PATHS, check_token
+from evalserve.server.auth import OPEN_PATHS, Caller, caller_of, check_token, key_id
 from tests.server.openai_app import make_settings, running_app
 
 TOKENS = "alpha-token,beta-token"
@@ -23,8 +25,59 @@ def test_check_token_accepts_any_listed_token_only() -> None:
 
 
 def test_tokens_come_from_both_settings_and_comma_lists(settings) -> None:  # noqa: ANN001
-    s = make_settings(settings, api_token="a, b", text_gen_api_token="c")
-    assert s.api_tokens == ["a", "b", "c"]
+    s = make_settings(settings, api_token="a, b", text_gen_api_token="c", admin_api_token="d")
+    assert s.api_tokens == ["a", "b", "c", "d"]
+    assert s.admin_tokens == ["d"]
+
+
+def test_a_key_id_is_a_hash_prefix_never_the_token() -> None:
+    assert key_id("secret-token") == key_id("secret-token")
+    assert key_id("secret-token") != key_id("secret-tokeN")
+    assert len(key_id("secret-token")) == 16 and "secret" not in key_id("secret-token")
+
+
+def test_what_a_caller_may_see_and_how_it_is_rate_limited() -> None:
+    """Rate-limit identity without a checked token is the address: a rotated bearer string
+    used to get a fresh window."""
+    assert Caller("k1", False, "10.0.0.1").owner_filter == "k1"
+    assert Caller("k1", True, "10.0.0.1").owner_filter is None
+    assert Caller(None, True, "10.0.0.1").owner_filter is None  # single-user mode
+    assert Caller(None, False, "10.0.0.1").owner_filter == ""  # anonymous: no owner matches
+    assert Caller("k1", False, "10.0.0.1").identity == "key:k1"
+    assert Caller(None, True, "10.0.0.1").identity == "ip:10.0.0.1"
+
+
+async def whoami(request: Request) -> dict:
+    c = caller_of(request)
+    return {"key_id": c.key_id, "admin": c.admin, "identity": c.identity}
+
+
+def _whoami(app) -> None:  # noqa: ANN001
+    app.add_api_route("/whoami", whoami, methods=["GET"])
+
+
+async def test_the_caller_of_each_token(settings) -> None:  # noqa: ANN001
+    async with running_app(make_settings(settings, api_token="k1,k2",
+                                         admin_api_token="root")) as (app, client):
+        _whoami(app)
+        seen = {}
+        for token in ("k1", "k2", "root"):
+            r = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+            seen[token] = r.json()
+        assert seen["k1"] == {"key_id": key_id("k1"), "admin": False,
+                              "identity": f"key:{key_id('k1')}"}
+        assert seen["k2"]["key_id"] == key_id("k2") and not seen["k2"]["admin"]
+        assert seen["root"] == {"key_id": key_id("root"), "admin": True,
+                                "identity": f"key:{key_id('root')}"}
+
+
+async def test_without_tokens_every_caller_is_the_single_user(settings) -> None:  # noqa: ANN001
+    """Single-user mode: no key id, everything shared, rate limits by address even when a
+    bearer string is sent."""
+    async with running_app(make_settings(settings)) as (app, client):
+        _whoami(app)
+        r = await client.get("/whoami", headers={"Authorization": "Bearer anything"})
+        assert r.json() == {"key_id": None, "admin": True, "identity": "ip:127.0.0.1"}
 
 
 def _concrete(path: str) -> str:
