@@ -45,6 +45,65 @@ def test_the_limits_themselves_are_valid() -> None:
         GenerationRequest(**fields)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"temperature": float("nan")}, r"temperature must be a finite number in \[0, .*got nan"),
+    ({"temperature": float("inf")}, "temperature must be a finite number"),
+    ({"top_p": float("nan")}, r"top_p must be a finite number in \(0, 1\]"),
+    ({"repetition_penalty": 0.0}, r"repetition_penalty must be in \(0, 2\]"),
+    ({"repetition_penalty": 2.5}, r"repetition_penalty must be in \(0, 2\]"),
+    ({"repetition_penalty": float("-inf")}, "repetition_penalty must be a finite number"),
+    ({"presence_penalty": 2.01}, r"presence_penalty must be in \[-2, 2\], got 2.01"),
+    ({"frequency_penalty": float("nan")}, "frequency_penalty must be a finite number"),
+    ({"frequency_penalty": 10**400}, "frequency_penalty must be a finite number"),
+    ({"seed": 2**64}, r"seed must be in \[-9223372036854775808, 9223372036854775807\]"),
+    ({"seed": -(2**63) - 1}, "seed must be in"),
+    ({"seed": 2**63 - 1, "n": 2}, r"with n=2, seed \+ n - 1 too"),
+    ({"seed": 1.5}, "seed must be an integer"),
+    ({"n": 129}, "n must be at least 1 and at most 128, got 129"),
+    ({"max_tokens": 2.5}, "max_tokens must be an integer"),
+    ({"stop": [1]}, "stop must be a string or a list of strings"),
+])
+def test_sampling_values_out_of_range_are_refused_naming_the_field(
+        fields: dict[str, Any], message: str) -> None:
+    """Defect: `"seed": 2**64` crashed torch.manual_seed on the decode thread, NaN/inf floats
+    and penalties outside vLLM's ranges reached the sampler; now a 422 names the field."""
+    with pytest.raises(InvalidInputError, match=message):
+        GenerationRequest(prompt="p", **fields)
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    (1e-40, 0.0), (8.4e-197, 0.0), (0.0, 0.0), (9.9e-6, 0.0), (1e-5, 0.01), (0.005, 0.01),
+    (0.01, 0.01), (0.7, 0.7), (2, 2.0),
+])
+def test_a_tiny_temperature_is_greedy_and_a_small_one_is_raised_to_0_01(
+        given: float, kept: float) -> None:
+    """Defect: `"temperature": 1e-40` (and schemathesis' 8.4e-197 on POST /generate) divided
+    the logits to inf/NaN and torch.multinomial raised on the decode thread, failing every
+    sequence in flight. Below 1e-5 it is greedy; below 0.01 it is raised, as vLLM does."""
+    request = GenerationRequest(prompt="p", temperature=given)
+    assert request.temperature == kept and isinstance(request.temperature, float)
+
+
+@pytest.mark.parametrize(("stop", "kept"), [
+    ("", []), ([""], []), (["", "x", ""], ["x"]), ("\n", ["\n"]), (None, []),
+])
+def test_empty_stop_strings_are_dropped(stop: Any, kept: list[str]) -> None:
+    """Defect: a lone `"stop": ""` made Sequence._emit_safe index past the text (IndexError
+    on the decode thread, every sequence in flight aborted). An empty stop is no stop."""
+    assert GenerationRequest(prompt="p", stop=stop).stop == kept
+
+
+def test_the_extremes_of_each_range_are_accepted_and_validation_is_idempotent() -> None:
+    request = GenerationRequest(
+        prompt="p", seed=2**63 - 4, n=4, repetition_penalty=2.0, presence_penalty=-2.0,
+        frequency_penalty=2.0, top_p=1e-9, logprobs=20, temperature=0.001, stop=["", "a"])
+    GenerationRequest(prompt="p", seed=-(2**63), repetition_penalty=1e-300, n=128)
+    before = (request.temperature, request.stop, request.seed)
+    request.validate()
+    assert (request.temperature, request.stop, request.seed) == before == (
+        0.01, ["a"], 2**63 - 4)
+
+
 def test_requests_get_distinct_ids_and_defaults() -> None:
     first, second = GenerationRequest(prompt="p"), GenerationRequest(prompt="p")
     assert first.request_id != second.request_id and len(first.request_id) == 32

@@ -7,6 +7,8 @@ transformers type crosses this module.
 from __future__ import annotations
 
 import asyncio
+import math
+import numbers
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
@@ -50,9 +52,47 @@ class OutputConstraint:
             raise InvalidInputError("a choice constraint needs at least one option")
 
 
+#: Below this temperature sampling is greedy (vLLM's `_SAMPLING_EPS`).
+GREEDY_BELOW = 1e-5
+#: Temperatures in [GREEDY_BELOW, MIN_TEMPERATURE) are raised to this, as vLLM does
+#: (`_MAX_TEMP`): dividing logits by less overflows float32 to inf/NaN.
+MIN_TEMPERATURE = 1e-2
+#: Most sequences one request may ask for (`n`).
+MAX_N = 128
+#: Most top alternatives per token (`logprobs`), OpenAI's and vLLM's limit.
+MAX_LOGPROBS = 20
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _number(name: str, value: Any, accepted: str) -> float:
+    """`value` as a finite float, or an InvalidInputError naming the field and its range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInputError(f"{name} must be a number in {accepted}, got {value!r}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float range
+        value = math.inf
+    if not math.isfinite(value):
+        raise InvalidInputError(f"{name} must be a finite number in {accepted}, got {value}")
+    return value
+
+
+def _integer(name: str, value: Any, accepted: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(f"{name} must be an integer in {accepted}, got {value!r}")
+    return int(value)
+
+
 @dataclass
 class GenerationRequest:
-    """One generation: `prompt` (raw text) or `messages` (chat, the model's template applies)."""
+    """One generation: `prompt` (raw text) or `messages` (chat, the model's template applies).
+
+    Validated and normalised at construction, the way vLLM's `SamplingParams` does, so that
+    no engine ever sees a value its sampler cannot take: empty stop strings are dropped, a
+    temperature below 1e-5 is greedy (0.0) and one below 0.01 is raised to 0.01, and every
+    number out of range (or NaN/inf) is an `InvalidInputError` naming the field and what it
+    accepts. Engines call `validate()` again on entry (it is idempotent).
+    """
 
     prompt: str | None = None
     messages: list[dict[str, Any]] | None = None
@@ -61,6 +101,7 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    """Sequence i of the request is seeded with `seed + i`; both must fit in int64."""
     repetition_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
@@ -71,18 +112,61 @@ class GenerationRequest:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field and normalise `stop` and `temperature` (see the class doc)."""
         if (self.prompt is None) == (self.messages is None):
             raise InvalidInputError("a generation request takes either a prompt or messages")
+        self.max_tokens = _integer("max_tokens", self.max_tokens, "[1, ...)")
         if self.max_tokens < 1:
-            raise InvalidInputError("max_tokens must be at least 1")
-        if self.n < 1:
-            raise InvalidInputError("n must be at least 1")
-        if not 0.0 < self.top_p <= 1.0:
-            raise InvalidInputError("top_p must be in (0, 1]")
-        if self.temperature < 0:
-            raise InvalidInputError("temperature must be >= 0")
-        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
-            raise InvalidInputError("logprobs (top alternatives) must be between 0 and 20")
+            raise InvalidInputError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        self.n = _integer("n", self.n, f"[1, {MAX_N}]")
+        if not 1 <= self.n <= MAX_N:
+            raise InvalidInputError(f"n must be at least 1 and at most {MAX_N}, got {self.n}")
+        self._check_floats()
+        self._check_seed()
+        if self.logprobs is not None:
+            accepted = f"[0, {MAX_LOGPROBS}]"
+            self.logprobs = _integer("logprobs", self.logprobs, accepted)
+            if not 0 <= self.logprobs <= MAX_LOGPROBS:
+                raise InvalidInputError(f"logprobs (top alternatives) must be between 0 and "
+                                        f"{MAX_LOGPROBS}, got {self.logprobs}")
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if not all(isinstance(s, str) for s in stops):
+            raise InvalidInputError("stop must be a string or a list of strings")
+        self.stop = [s for s in stops if s]  # "" would match everywhere: it means no stop
+
+    def _check_floats(self) -> None:
+        temperature = _number("temperature", self.temperature, "[0, ...)")
+        if temperature < 0:
+            raise InvalidInputError(f"temperature must be >= 0, got {temperature}")
+        if temperature < GREEDY_BELOW:
+            temperature = 0.0
+        elif temperature < MIN_TEMPERATURE:
+            temperature = MIN_TEMPERATURE
+        self.temperature = temperature
+        top_p = _number("top_p", self.top_p, "(0, 1]")
+        if not 0.0 < top_p <= 1.0:
+            raise InvalidInputError(f"top_p must be in (0, 1], got {top_p}")
+        penalty = _number("repetition_penalty", self.repetition_penalty, "(0, 2]")
+        if not 0.0 < penalty <= 2.0:
+            raise InvalidInputError(
+                f"repetition_penalty must be in (0, 2] (1 = no penalty), got {penalty}")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = _number(name, getattr(self, name), "[-2, 2]")
+            if not -2.0 <= value <= 2.0:
+                raise InvalidInputError(f"{name} must be in [-2, 2], got {value}")
+
+    def _check_seed(self) -> None:
+        if self.seed is None:
+            return
+        low, high = _INT64
+        accepted = f"[{low}, {high - self.n + 1}] (a 64-bit integer; with n={self.n}, " \
+                   f"seed + n - 1 too)"
+        self.seed = _integer("seed", self.seed, accepted)
+        if not low <= self.seed <= high - self.n + 1:
+            raise InvalidInputError(f"seed must be in {accepted}, got {self.seed}")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from evalserve.engines.base import GenerationRequest
 from evalserve.server.protocol.openai import (
     ChatCompletionRequest,
     ChatMessage,
@@ -165,13 +166,13 @@ def test_stop_list(stop: str | list[str] | None, expected: list[str]) -> None:
     assert body.stop_list() == expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: stop_list() drops empty strings from a list but keeps a lone `stop: \"\"`; the "
-    "in-process engine then shifts its safe-emit end by +1 (max(len(stop)) - 1 == -1) and "
-    "Sequence._emit_safe raises IndexError"))
 def test_a_lone_empty_stop_string_is_no_stop() -> None:
-    body = CompletionRequest.model_validate({"model": "m", "prompt": "p", "stop": ""})
-    assert body.stop_list() == []
+    """Defect: a lone `"stop": ""` reached the in-process engine as `[""]`, which shifted its
+    safe-emit end by +1 (max(len(stop)) - 1 == -1) and Sequence._emit_safe raised IndexError
+    on the decode thread. The engine seam (`GenerationRequest`) drops empty stop strings."""
+    for stop in ("", [""], ["", ""]):
+        body = CompletionRequest.model_validate({"model": "m", "prompt": "p", "stop": stop})
+        assert GenerationRequest(prompt=body.prompt, stop=body.stop_list()).stop == []
 
 
 @pytest.mark.parametrize(("content", "text"), [
