@@ -131,3 +131,72 @@ def test_hash_is_stable_and_content_sensitive() -> None:
     b = Rubric.model_validate(dict(reversed(list(MINIMAL.items()))))
     assert a.hash() == b.hash() and len(a.hash()) == 64
     assert load_rubric({**MINIMAL, "instructions": "Grade it!"}).hash() != a.hash()
+
+
+@pytest.mark.parametrize(("scale", "message"), [
+    ([0, 1_000_000_000], "scale: score 1000000000 is out of range: scores must lie between "
+                         "-1000000 and 1000000"),
+    ([-10**30, 1], "scale: score -1000000000000000000000000000000 is out of range"),
+    (list(range(102)), "scale: List should have at most 101 items"),
+    ([0, float("inf")], "scale.1: Input should be a finite number"),
+    ([0, float("nan")], "scale.1: Input should be a finite number"),
+])
+def test_a_poison_scale_is_refused_naming_the_field(scale: list, message: str) -> None:
+    """Defect (issue 11, poison jobs): `"scale": [0, 1000000000]` was accepted, and every
+    item's prompt then built a billion-element list on the event loop (`scale_text`)."""
+    with pytest.raises(InvalidInputError) as info:
+        load_rubric({**MINIMAL, "scale": scale})
+    assert info.value.message.startswith("invalid rubric 'mini' (inline): ")
+    assert message in info.value.message
+    assert info.value.status == 422
+
+
+def test_the_widest_scale_renders_without_building_its_range() -> None:
+    """Defect (issue 11, poison jobs): `scale_text` compared the scale with
+    `list(range(min, max + 1))`, materialising every integer between the bounds."""
+    import tracemalloc
+
+    from evalserve.judge.prompts import build_messages, format_instruction, output_schema
+
+    rubric = load_rubric({**MINIMAL, "scale": [-1_000_000, 0, 1_000_000]})
+    tracemalloc.start()
+    try:
+        text = rubric.scale_text
+        messages = build_messages(rubric, {"text": "t"}, json_output=True)
+        schema = output_schema(rubric)
+        line = format_instruction(rubric, json_output=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert text == "-1000000, 0, 1000000" and not rubric.scale_contiguous
+    assert "-1000000, 0, 1000000" in messages[0]["content"] and "-1000000, 0, 1000000" in line
+    assert schema["properties"]["score"]["enum"] == [-1_000_000, 0, 1_000_000]
+    assert peak < 1_000_000  # bytes: the range would take tens of MB
+    contiguous = load_rubric({**MINIMAL, "scale": list(range(-50, 51))})
+    assert contiguous.scale_contiguous and contiguous.scale_text == "-50-50"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"template": "Text: {text} " + "x" * 20_000}, "template: String should have at most 20000"),
+    ({"instructions": "x" * 20_001}, "instructions: String should have at most 20000"),
+    ({"examples": [{"text": "t", "score": 1, "feedback": "f"}] * 9},
+     "examples: List should have at most 8 items"),
+    ({"examples": [{"text": "t" * 20_000, "score": 1, "feedback": "f"}]},
+     "examples[0] is too large: at most 64 keys and 20000 characters in all"),
+    ({"optional_fields": ["ref"], "defaults": {"ref": "r" * 20_001}},
+     "default for 'ref' has 20001 characters; the limit is 20000"),
+    ({"fields": [f"f{i}" for i in range(65)], "template": "{f0}"},
+     "fields: List should have at most 64 items"),
+    ({"language": "x" * 65}, "language: String should have at most 64 characters"),
+])
+def test_rubric_parts_rendered_per_item_are_bounded(change: dict, message: str) -> None:
+    """Defect (issue 11, poison jobs): an inline rubric's template, instructions, examples and
+    defaults, rendered into every item's prompt, were unbounded."""
+    with pytest.raises(InvalidInputError) as info:
+        load_rubric({**MINIMAL, **change})
+    assert message in info.value.message
+
+
+def test_every_builtin_rubric_fits_the_bounds() -> None:
+    for rubric in list_rubrics():
+        assert len(rubric.scale) <= 101 and len(rubric.examples) <= 8

@@ -81,3 +81,54 @@ async def test_finish_hook_reports_a_broken_store(tmp_path: Path, rubric, record
 async def test_finish_hook_ignores_untracked_jobs(tmp_path: Path, rubric, records) -> None:
     assert await _run_hook(tmp_path, None, _job(rubric, None), records) == []
     assert not (tmp_path / "data" / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(("tags", "message"), [
+    ({"mlflow.user": "mallory"}, "track.tags.mlflow.user: tags starting with 'mlflow.' are "
+                                 "MLflow's system tags (run source, user, note) and cannot be "
+                                 "set; rename it"),
+    ({"MLflow.Note.Content": "x"}, "track.tags.MLflow.Note.Content: tags starting with"),
+    ({" mlflow.runName": "x"}, "track.tags. mlflow.runName: tags starting with"),
+])
+def test_track_tags_may_not_set_mlflow_system_tags(tags: dict, message: str) -> None:
+    """Defect (issue 11, item 7): `track.tags` could overwrite MLflow system tags
+    (`mlflow.*`) of the job's run."""
+    with pytest.raises(InvalidInputError) as info:
+        validate_track({"tags": tags})
+    assert info.value.message.startswith(message) and info.value.status == 422
+
+
+@pytest.mark.parametrize(("tags", "message"), [
+    ({f"t{i}": "v" for i in range(101)}, "track.tags has 101 tags; at most 100"),
+    ({"k" * 251: "v"}, "a tag needs a non-blank key of at most 250 characters"),
+    ({"k": "v" * 8001}, "track.tags.k: a tag needs a non-blank key"),
+    ({" ": "v"}, "a tag needs a non-blank key"),
+])
+def test_track_tags_are_bounded_as_mlflow_bounds_them(tags: dict, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        validate_track({"tags": tags})
+
+
+async def test_the_job_tags_of_a_run_cannot_be_forged(tmp_path: Path, rubric, records) -> None:
+    """Defect (issue 11, item 7): `track.tags` were merged over the job's own `source` and
+    `job_id` tags, so a run could claim another job's id."""
+    from mlflow import MlflowClient
+
+    job = _job(rubric, {"tags": {"job_id": "someone-else", "source": "cli", "team": "nlp"}})
+    [event] = await _run_hook(tmp_path, None, job, records)
+    run = MlflowClient(event["data"]["tracking_uri"]).get_run(event["data"]["run_id"])
+    assert (run.data.tags["job_id"], run.data.tags["source"]) == (job.id, "job")
+    assert run.data.tags["team"] == "nlp"
+
+
+async def test_a_failed_tracking_event_shows_no_credentials(tmp_path: Path, rubric,
+                                                           records) -> None:
+    """Defect (issue 11, item 7): the `tracking` event of a failed run named
+    `MLFLOW_TRACKING_URI` with its password and token."""
+    port = free_port()
+    secret = f"http://bob:hunter2@127.0.0.1:{port}/?access_token=abc"
+    [event] = await _run_hook(tmp_path, secret, _job(rubric, {}), records)
+    message = event["data"]["message"]
+    assert event["data"]["status"] == "failed"
+    assert f"MLflow tracking server http://***@127.0.0.1:{port}/ is unreachable" in message
+    assert "hunter2" not in message and "abc" not in message

@@ -93,3 +93,51 @@ def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     settings = load_settings(data_dir=tmp_path / "d")
     assert resolve_tracking_uri(settings) == "http://mlflow:5000"
     assert resolve_tracking_uri(settings, "sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_tracked_run_shows_its_tracking_uri_without_credentials() -> None:
+    """Defect (issue 11, item 7): `MLFLOW_TRACKING_URI` with `user:password@` or a token in
+    its query went verbatim into the job's SSE `tracking` event and the run's UI link."""
+    from evalserve.tracking.mlflow import TrackedRun
+
+    run = TrackedRun(run_id="r1", experiment_id="7", experiment="e",
+                     tracking_uri="https://bob:hunter2@mlflow.example/x?token=abc")
+    assert run.as_event() == {"status": "logged", "run_id": "r1", "experiment_id": "7",
+                              "experiment": "e", "tracking_uri": "https://***@mlflow.example/x"}
+    assert run.ui_url == "https://***@mlflow.example/x/#/experiments/7/runs/r1"
+
+
+def test_tracking_errors_show_the_uri_without_credentials(records, rubric) -> None:
+    """Defect (issue 11, item 7): TrackingError messages (sent to clients in `tracking`
+    events) named the tracking URI with its password and token."""
+    port = free_port()
+    with pytest.raises(TrackingError, match="unreachable") as unreachable:
+        log_evaluation_run(records, rubric=rubric,
+                           tracking_uri=f"http://bob:hunter2@127.0.0.1:{port}/?token=abc")
+    assert f"MLflow tracking server http://***@127.0.0.1:{port}/ is unreachable" in (
+        unreachable.value.message)
+    with pytest.raises(TrackingError) as failed:  # a store MLflow itself cannot open
+        log_evaluation_run(records, rubric=rubric,
+                           tracking_uri="postgresql://bob:hunter2@127.0.0.1:1/db?password=zz")
+    assert "logging the evaluation to MLflow at postgresql://***@127.0.0.1:1/db failed" in (
+        failed.value.message)
+    for info in (unreachable, failed):
+        assert "hunter2" not in info.value.message and "abc" not in info.value.message
+        assert "zz" not in info.value.message
+
+
+def test_user_tags_cannot_overwrite_mlflow_system_tags(
+        tmp_path: Path, records, rubric, caplog: pytest.LogCaptureFixture) -> None:
+    """Defect (issue 11, item 7): `tags` were merged over the run's tags unchecked, so
+    `mlflow.user`, `mlflow.source.name` or `mlflow.note.content` could be forged."""
+    from mlflow import MlflowClient
+
+    uri = default_tracking_uri(tmp_path / "data")
+    run = log_evaluation_run(records, rubric=rubric, tracking_uri=uri,
+                             tags={"mlflow.user": "mallory", " MLflow.source.name": "x",
+                                   "team": "nlp"})
+    tags = MlflowClient(tracking_uri=uri).get_run(run.run_id).data.tags
+    assert tags["team"] == "nlp"
+    assert tags.get("mlflow.user") != "mallory" and " MLflow.source.name" not in tags
+    assert tags["mlflow.note.content"].startswith("LLM-as-a-judge evaluation")
+    assert "tag 'mlflow.user' not logged: mlflow.* tags are MLflow's own" in caplog.text

@@ -42,6 +42,15 @@ RUBRIC_PLACEHOLDERS = frozenset({"scale_min", "scale_max", "scale", "language",
 #: Keys a result record always may carry; rubric output names must not collide with them.
 RESERVED_RECORD_KEYS = frozenset({"status", "score_expected", "score_probs", "raw", "reason"})
 
+#: Bounds of a rubric, so that one inline rubric cannot make every item's prompt, schema or
+#: grammar costly: at most 101 scores, each within +-1e6; texts and examples of bounded size.
+MAX_SCALE_POINTS = 101
+MAX_SCORE = 1_000_000
+MAX_TEXT_CHARS = 20_000
+MAX_EXAMPLES = 8
+MAX_NAMES = 64
+_SHORT = 64
+
 
 class Rubric(BaseModel):
     """One grading rubric. Field names of items and of result records are the rubric's own."""
@@ -50,31 +59,31 @@ class Rubric(BaseModel):
 
     name: str
     """Identifier used in requests (`"rubric": "teacher-eval-ca"`)."""
-    description: str = ""
-    instructions: str = ""
+    description: str = Field("", max_length=2000)
+    instructions: str = Field("", max_length=MAX_TEXT_CHARS)
     """System text. May use `{field}` placeholders of the item and `{scale_min}`, `{scale_max}`,
     `{scale}`, `{language}`, `{max_feedback_chars}`; other braces are left as written."""
-    template: str
+    template: str = Field(max_length=MAX_TEXT_CHARS)
     """The per-item user prompt with `{field}` placeholders. A paragraph (text between blank
     lines) naming an optional field the item lacks, with no default, is left out."""
-    fields: list[str]
+    fields: list[str] = Field(max_length=MAX_NAMES)
     """Input fields every item must have."""
-    optional_fields: list[str] = Field(default_factory=list)
-    id_field: str | None = None
+    optional_fields: list[str] = Field(default_factory=list, max_length=MAX_NAMES)
+    id_field: str | None = Field(None, max_length=_SHORT)
     """Field identifying the item; None: the item's `id` if any, else its index."""
-    aliases: dict[str, str] = Field(default_factory=dict)
+    aliases: dict[str, str] = Field(default_factory=dict, max_length=MAX_NAMES)
     """Other accepted names of item fields: `{"inputs": "question"}` accepts `inputs` for
     `question`."""
-    defaults: dict[str, str] = Field(default_factory=dict)
+    defaults: dict[str, str] = Field(default_factory=dict, max_length=MAX_NAMES)
     """Values of optional fields an item leaves out."""
-    scale: list[int]
-    """The allowed scores (any set of integers, e.g. 0-5 or 1-5)."""
-    language: str = "en"
+    scale: list[int] = Field(max_length=MAX_SCALE_POINTS)
+    """The allowed scores: 2 to 101 distinct integers within +-1,000,000 (e.g. 0-5 or 1-5)."""
+    language: str = Field("en", min_length=1, max_length=_SHORT)
     """Feedback language: an ISO 639-1 code (`ca`, `ru`) or a language name."""
-    examples: list[dict[str, Any]] = Field(default_factory=list)
-    """Few-shot examples: the item fields plus `score` and `feedback`."""
-    score_field: str = "score"
-    feedback_field: str = "feedback"
+    examples: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_EXAMPLES)
+    """Few-shot examples (at most 8): the item fields plus `score` and `feedback`."""
+    score_field: str = Field("score", max_length=_SHORT)
+    feedback_field: str = Field("feedback", max_length=_SHORT)
     format: Literal["json", "prometheus", "text", "score"] = "json"
     """`json`: `{"<feedback_field>", "<score_field>"}`, schema-constrained where the engine can;
     `prometheus`: `Feedback: ... [RESULT] N`; `text`: free text (a prompt file), parsed, and
@@ -95,10 +104,15 @@ class Rubric(BaseModel):
     @field_validator("scale")
     @classmethod
     def _check_scale(cls, v: list[int]) -> list[int]:
+        if not 2 <= len(v) <= MAX_SCALE_POINTS:
+            raise ValueError(f"needs between 2 and {MAX_SCALE_POINTS} scores, "
+                             "e.g. [1, 2, 3, 4, 5]")
+        out_of_range = [s for s in v if abs(s) > MAX_SCORE]
+        if out_of_range:
+            raise ValueError(f"score {out_of_range[0]} is out of range: scores must lie "
+                             f"between {-MAX_SCORE} and {MAX_SCORE}, e.g. [0, 100]")
         if len(set(v)) != len(v):
             raise ValueError("scores must be distinct")
-        if not 2 <= len(v) <= 101:
-            raise ValueError("needs between 2 and 101 scores, e.g. [1, 2, 3, 4, 5]")
         return sorted(v)
 
     @field_validator("fields")
@@ -112,8 +126,9 @@ class Rubric(BaseModel):
     def _check_consistency(self) -> Rubric:
         names = [*self.fields, *self.optional_fields]
         for name in names:
-            if not _FIELD.match(name):
-                raise ValueError(f"field name {name!r} must be letters, digits, '_' or '-'")
+            if not _FIELD.match(name) or len(name) > _SHORT:
+                raise ValueError(f"field name {name[:_SHORT]!r} must be at most {_SHORT} "
+                                 "letters, digits, '_' or '-'")
         if len(set(names)) != len(names):
             raise ValueError("fields and optional_fields must not repeat a name")
         if self.id_field is not None and self.id_field not in names:
@@ -123,9 +138,12 @@ class Rubric(BaseModel):
                 raise ValueError(f"alias {alias!r} points to {target!r}, which is not a field")
             if alias in names:
                 raise ValueError(f"alias {alias!r} is already a field name")
-        for key in self.defaults:
+        for key, value in self.defaults.items():
             if key not in self.optional_fields:
                 raise ValueError(f"default for {key!r}: only optional_fields take defaults")
+            if len(value) > MAX_TEXT_CHARS:
+                raise ValueError(f"default for {key!r} has {len(value)} characters; the limit "
+                                 f"is {MAX_TEXT_CHARS}")
         outputs = [self.score_field, self.feedback_field, self.id_field or "id"]
         if len(set(outputs)) != 3:
             raise ValueError("score_field, feedback_field and the id field must differ")
@@ -146,6 +164,10 @@ class Rubric(BaseModel):
         return self
 
     def _check_example(self, i: int, example: dict[str, Any]) -> None:
+        size = sum(len(str(k)) + len(str(v)) for k, v in list(example.items())[:MAX_NAMES + 1])
+        if len(example) > MAX_NAMES or size > MAX_TEXT_CHARS:
+            raise ValueError(f"examples[{i}] is too large: at most {MAX_NAMES} keys and "
+                             f"{MAX_TEXT_CHARS} characters in all")
         missing = [f for f in self.fields if f not in example]
         if missing:
             raise ValueError(f"examples[{i}] lacks the item fields {missing}")
@@ -168,9 +190,15 @@ class Rubric(BaseModel):
         return self.scale[-1]
 
     @property
+    def scale_contiguous(self) -> bool:
+        """Every integer from the lowest score to the highest is a score (`0-5`, not `1, 3`).
+        Decided from the distinct sorted scores, never by building the range."""
+        return self.scale_max - self.scale_min == len(self.scale) - 1
+
+    @property
     def scale_text(self) -> str:
         """`0-5` for a contiguous scale, else `1, 3, 5`."""
-        if self.scale == list(range(self.scale_min, self.scale_max + 1)):
+        if self.scale_contiguous:
             return f"{self.scale_min}-{self.scale_max}"
         return ", ".join(str(s) for s in self.scale)
 

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from evalserve.errors import InvalidInputError, TrackingError
+from evalserve.redact import redact_text
+from evalserve.tracking.mlflow import SYSTEM_TAG_PREFIX, is_system_tag
 
 if TYPE_CHECKING:
     from evalserve.engines.base import Engine
@@ -37,12 +39,15 @@ TRACKING_EVENT = "tracking"
 #: Record key holding a tracked item's input fields.
 INPUT_KEY = "input"
 _TRACK_KEYS = {"experiment", "run_name", "tags"}
+#: MLflow's own limits on a tag (key 250, value 8000 characters), and a bound on their number.
+_MAX_TAGS, _MAX_TAG_KEY, _MAX_TAG_VALUE = 100, 250, 8000
 
 
 def validate_track(track: Any) -> dict[str, Any]:
     """The `track` option of a job: `{"experiment"?: str, "run_name"?: str, "tags"?: {str: str}}`.
 
-    The tracking URI is the server's (`MLFLOW_TRACKING_URI`), never the request's.
+    The tracking URI is the server's (`MLFLOW_TRACKING_URI`), never the request's; tags may
+    not set MLflow's system tags (`mlflow.*`).
     """
     if not isinstance(track, Mapping):
         raise InvalidInputError('track must be an object, e.g. {"experiment": "my-eval"}')
@@ -61,7 +66,22 @@ def validate_track(track: Any) -> dict[str, Any]:
     if tags is not None and not (isinstance(tags, Mapping) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in tags.items())):
         raise InvalidInputError("track.tags must be an object of string values")
+    _check_tags(tags or {})
     return dict(track)
+
+
+def _check_tags(tags: Mapping[str, str]) -> None:
+    if len(tags) > _MAX_TAGS:
+        raise InvalidInputError(f"track.tags has {len(tags)} tags; at most {_MAX_TAGS}")
+    for key, value in tags.items():
+        if is_system_tag(key):
+            raise InvalidInputError(
+                f"track.tags.{key[:_MAX_TAG_KEY]}: tags starting with {SYSTEM_TAG_PREFIX!r} are "
+                "MLflow's system tags (run source, user, note) and cannot be set; rename it")
+        if not key.strip() or len(key) > _MAX_TAG_KEY or len(value) > _MAX_TAG_VALUE:
+            raise InvalidInputError(
+                f"track.tags.{key[:_MAX_TAG_KEY]}: a tag needs a non-blank key of at most "
+                f"{_MAX_TAG_KEY} characters and a value of at most {_MAX_TAG_VALUE}")
 
 
 def track_option(track: Any) -> dict[str, Any]:
@@ -110,7 +130,7 @@ class TrackedJobLogger:
             data = {"status": "failed", "message": exc.message, "code": exc.code}
         except Exception as exc:  # a bug here must not cost the job its completion
             log.exception("job %s: tracking failed", job.id)
-            data = {"status": "failed", "message": f"tracking failed: {exc}",
+            data = {"status": "failed", "message": redact_text(f"tracking failed: {exc}"),
                     "code": "tracking_error"}
         return [{"event": TRACKING_EVENT, "data": {"job_id": job.id, **data}}]
 
@@ -140,6 +160,6 @@ class TrackedJobLogger:
             experiment=track.get("experiment"),
             run_name=track.get("run_name") or f"job-{job.id[:8]}",
             tracking_uri=resolve_tracking_uri(self.settings),
-            tags={"source": "job", "job_id": job.id, **(track.get("tags") or {})},
+            tags={**(track.get("tags") or {}), "source": "job", "job_id": job.id},
         )
         return run.as_event()

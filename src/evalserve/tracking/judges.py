@@ -56,8 +56,11 @@ def _scale_schema(scale: tuple[int, int] | None, value_type: type) -> dict[str, 
             schema |= {"minimum": scale[0], "maximum": scale[1]}
         return schema
     if value_type is int:
-        return {"type": "integer", "enum": list(range(scale[0], scale[1] + 1))} if scale else {
-            "type": "integer"}
+        if not scale:
+            return {"type": "integer"}
+        if scale[1] - scale[0] > 100:  # an enum of a wide range would be a huge schema
+            return {"type": "integer", "minimum": scale[0], "maximum": scale[1]}
+        return {"type": "integer", "enum": list(range(scale[0], scale[1] + 1))}
     return {"type": "string", "maxLength": 40}
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from evalserve import __version__
 from evalserve.errors import TrackingError
+from evalserve.redact import redact_text, redact_url
 from evalserve.tracking.summary import results_table, summarize
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ __all__ = [
     "default_tracking_uri",
     "resolve_tracking_uri",
     "check_tracking_uri",
+    "is_system_tag",
+    "SYSTEM_TAG_PREFIX",
     "log_evaluation_run",
 ]
 
@@ -49,6 +52,8 @@ EXPERIMENT_TYPE = "llm_judge_evaluation"
 TABLE_ARTIFACT = "eval_results_table.json"
 RUBRIC_ARTIFACT = "rubric.yaml"
 DEFAULT_EXPERIMENT = "evalserve"
+#: Tags MLflow reserves for itself; user tags may not set them.
+SYSTEM_TAG_PREFIX = "mlflow."
 #: Seconds the HTTP probe of a tracking server may take.
 PROBE_TIMEOUT = 5.0
 
@@ -70,13 +75,14 @@ class TrackedRun:
         """The run's page when the tracking URI is an MLflow server."""
         if not self.tracking_uri.startswith(("http://", "https://")):
             return None
-        base = self.tracking_uri.rstrip("/")
+        base = redact_url(self.tracking_uri).rstrip("/")
         return f"{base}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
 
     def as_event(self) -> dict[str, str]:
-        """The payload of a job's `tracking` event on success."""
+        """The payload of a job's `tracking` event on success (credentials in the tracking
+        URI redacted: clients see the event)."""
         return {"status": "logged", "run_id": self.run_id, "experiment_id": self.experiment_id,
-                "experiment": self.experiment, "tracking_uri": self.tracking_uri}
+                "experiment": self.experiment, "tracking_uri": redact_url(self.tracking_uri)}
 
 
 def default_tracking_uri(data_dir: Path) -> str:
@@ -117,7 +123,8 @@ def _artifact_location(uri: str) -> str | None:
 
 def check_tracking_uri(uri: str) -> None:
     """Fail fast on a tracking URI that cannot work: a server that does not answer, a local
-    store whose directory cannot be created or written."""
+    store whose directory cannot be created or written. Messages show the URI redacted."""
+    shown = redact_url(uri)
     if uri.startswith(("http://", "https://")):
         import httpx
 
@@ -125,12 +132,13 @@ def check_tracking_uri(uri: str) -> None:
             response = httpx.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT)
         except httpx.HTTPError as exc:
             raise TrackingError(
-                f"MLflow tracking server {uri} is unreachable ({type(exc).__name__}: {exc}); "
+                f"MLflow tracking server {shown} is unreachable "
+                f"({type(exc).__name__}: {redact_text(str(exc))}); "
                 "start it (`mlflow server`) or fix MLFLOW_TRACKING_URI / --tracking-uri"
             ) from None
         if response.status_code >= 500:
             raise TrackingError(
-                f"MLflow tracking server {uri} answered {response.status_code} to /health; "
+                f"MLflow tracking server {shown} answered {response.status_code} to /health; "
                 "check the server's logs"
             )
         return
@@ -141,12 +149,12 @@ def check_tracking_uri(uri: str) -> None:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrackingError(
-            f"cannot create the MLflow store directory {root} for tracking URI {uri}: "
+            f"cannot create the MLflow store directory {root} for tracking URI {shown}: "
             f"{exc.strerror or exc}; set MLFLOW_TRACKING_URI to a writable location"
         ) from None
     if not os.access(root, os.W_OK | os.X_OK):
         raise TrackingError(
-            f"the MLflow store directory {root} (tracking URI {uri}) is not writable; "
+            f"the MLflow store directory {root} (tracking URI {shown}) is not writable; "
             "set MLFLOW_TRACKING_URI to a writable location"
         )
 
@@ -166,7 +174,7 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
-                f"MLflow experiment {name!r} at {uri} is deleted; restore it "
+                f"MLflow experiment {name!r} at {redact_url(uri)} is deleted; restore it "
                 f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) "
                 "or choose another --experiment"
             )
@@ -188,17 +196,33 @@ def _rubric_yaml(rubric: Rubric) -> str:
 
 
 def _params(rubric: Rubric, params: Mapping[str, Any] | None) -> dict[str, str]:
-    scale = list(rubric.scale)
     merged: dict[str, Any] = {
         "rubric_name": rubric.name,
         "rubric_hash": rubric.hash(),
-        "scale": f"{min(scale)}-{max(scale)}" if scale == list(range(min(scale), max(scale) + 1))
-        else ",".join(str(s) for s in scale),
+        "scale": f"{rubric.scale_min}-{rubric.scale_max}" if rubric.scale_contiguous
+        else ",".join(str(s) for s in rubric.scale),
         "rubric_language": rubric.language,
         "rubric_format": rubric.format,
     }
     merged.update(params or {})
     return {k: str(v)[:6000] for k, v in merged.items() if v is not None}
+
+
+def _user_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """`tags` without MLflow's system tags (`mlflow.*`: source, user, parent run, note...),
+    which only MLflow and evalserve set; a dropped tag is logged as a warning."""
+    kept = {}
+    for key, value in (tags or {}).items():
+        if is_system_tag(key):
+            log.warning("tag %r not logged: mlflow.* tags are MLflow's own", key)
+        else:
+            kept[key] = value
+    return kept
+
+
+def is_system_tag(key: str) -> bool:
+    """MLflow reserves the `mlflow.` tag namespace (any case, surrounding blanks ignored)."""
+    return key.strip().lower().startswith(SYSTEM_TAG_PREFIX)
 
 
 def log_evaluation_run(
@@ -229,7 +253,7 @@ def log_evaluation_run(
     metrics = summarize(records, rubric)
     metrics.update({k: float(v) for k, v in (metrics_extra or {}).items() if v is not None})
     run_tags = {"experiment_type": EXPERIMENT_TYPE, "evalserve_version": __version__,
-                "rubric": rubric.name, **(tags or {})}
+                "rubric": rubric.name, **_user_tags(tags)}
     try:
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param, RunTag
@@ -263,9 +287,11 @@ def log_evaluation_run(
                 log.debug("could not mark run %s failed", run_id, exc_info=True)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(
-            f"logging the evaluation to MLflow at {tracking_uri} failed: {message[:500]}"
+            f"logging the evaluation to MLflow at {redact_url(tracking_uri)} failed: "
+            f"{redact_text(message)[:500]}"
         ) from exc
-    log.info("logged MLflow run %s in experiment %s (%s)", run_id, experiment, tracking_uri)
+    log.info("logged MLflow run %s in experiment %s (%s)", run_id, experiment,
+             redact_url(tracking_uri))
     return TrackedRun(run_id=run_id, experiment_id=experiment_id, experiment=experiment,
                       tracking_uri=tracking_uri)
 
