@@ -101,3 +101,45 @@ async def test_an_unknown_format_names_the_known_ones(store: SQLiteJobStore) -> 
     job = await _job(store, {0: {"id": "i0"}})
     with pytest.raises(InvalidInputError, match="format 'xml' is not one of json, jsonl, csv"):
         await _text(store, job, "xml")
+
+
+async def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(store: SQLiteJobStore) -> None:
+    """Defect (issue 11, item 7): CSV export wrote cells starting with `=`, `+`, `-`, `@`,
+    tab or CR unchanged: formula injection through a user-chosen id or feedback."""
+    evil = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    job = await _job(store, {i: {"id": v, "nota": -1.5, "n": -2, "ok": "a=b", "feedback": v}
+                             for i, v in enumerate(evil)})
+    rows = list(csv.DictReader(io.StringIO(await _text(store, job, "csv"))))
+    assert [r["id"] for r in rows] == ["'" + v for v in evil]
+    assert [r["feedback"] for r in rows] == ["'" + v for v in evil]
+    assert {(r["nota"], r["n"], r["ok"]) for r in rows} == {("-1.5", "-2", "a=b")}
+
+
+def test_csv_safe_escapes_strings_only() -> None:
+    """Defect (issue 11, item 7): numbers keep their sign; only string cells are escaped."""
+    assert export.csv_safe({"a": "-1", "b": -1, "c": -1.5, "d": None, "e": "x-1", "f": ""}) == {
+        "a": "'-1", "b": -1, "c": -1.5, "d": None, "e": "x-1", "f": ""}
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+async def test_non_finite_numbers_are_exported_as_null(store: SQLiteJobStore, fmt: str) -> None:
+    """Defect (issue 11, item 7): a NaN or Infinity in a stored record was written as the
+    bare `NaN`/`Infinity` Python's json allows, which `JSON.parse` (the dashboard) refuses."""
+    job = await _job(store, {0: {"id": "i0", "score_expected": float("nan"),
+                                 "metrics": {"x": float("inf"), "y": [float("-inf"), 1.5]}}})
+    text = await _text(store, job, fmt)
+    assert "NaN" not in text and "Infinity" not in text
+    if fmt == "csv":
+        [row] = list(csv.DictReader(io.StringIO(text)))
+        assert row["score_expected"] == "" and json.loads(row["metrics"]) == {
+            "x": None, "y": [None, 1.5]}
+        return
+    strict = json.loads(text.splitlines()[0] if fmt == "jsonl" else text,
+                        parse_constant=lambda c: pytest.fail(f"{c} in the export"))
+    record = strict if fmt == "jsonl" else strict["results"][0]
+    assert record == {"id": "i0", "score_expected": None, "metrics": {"x": None, "y": [None, 1.5]}}
+
+
+def test_json_text_is_strict_json() -> None:
+    assert export.json_text({"a": [float("nan"), {"b": float("inf")}], "c": "é", "d": 2.5}) == (
+        '{"a": [null, {"b": null}], "c": "é", "d": 2.5}')

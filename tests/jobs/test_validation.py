@@ -41,3 +41,19 @@ def test_problems_name_item_and_field(grader, items, message) -> None:  # noqa: 
     with pytest.raises(InvalidInputError) as exc:
         check(grader, items)
     assert message in exc.value.message
+
+
+@pytest.mark.parametrize(("value", "path", "shown"), [
+    (float("nan"), "items[1].curso", "nan"),
+    (float("inf"), "items[1].curso", "inf"),
+    ({"a": [1, float("-inf")]}, "items[1].curso.a[1]", "-inf"),
+])
+def test_a_non_finite_number_is_refused_naming_item_and_field(
+        grader, value, path: str, shown: str) -> None:  # noqa: ANN001
+    """Defect (issue 11, item 7): an item with NaN or Infinity (which Python's json reads)
+    was accepted; its results then held `NaN`, and the dashboard's `JSON.parse` broke."""
+    with pytest.raises(InvalidInputError) as info:
+        check(grader, [item(0), {**item(1), "curso": value}])
+    assert info.value.message == (f"{path} is {shown}, which is not a JSON number; send a "
+                                  "finite number, a string or null")
+    assert info.value.status == 422

@@ -44,6 +44,19 @@ def test_a_negative_id_is_refused() -> None:
         parse_last_event_id("-1", None)
 
 
+@pytest.mark.parametrize("raw", ["9223372036854775808", "99999999999999999999",
+                                 "1" * 400_000])
+def test_an_id_beyond_int64_is_refused_before_any_query(raw: str) -> None:
+    """Defect (issue 11, item 7): `last_event_id=99999999999999999999` passed and then
+    overflowed SQLite's integer inside the SSE generator (a broken 200 stream)."""
+    with pytest.raises(InvalidInputError) as info:
+        parse_last_event_id(raw, None)
+    assert info.value.status == 422
+    assert "send the integer `id:` of the last event received" in info.value.message
+    assert len(info.value.message) < 200
+    assert parse_last_event_id(None, "9223372036854775807") == 2**63 - 1
+
+
 def test_a_bad_query_is_refused_even_with_a_good_header() -> None:
     with pytest.raises(InvalidInputError, match="'x' is not an event id"):
         parse_last_event_id("x", "4")
@@ -100,3 +113,50 @@ async def test_unknown_job_is_a_404_envelope_not_an_empty_stream(settings: Setti
     assert r.headers["content-type"] == "application/json"
     error = r.json()["error"]
     assert error["code"] == "not_found" and "no-such-job" in error["message"]
+
+
+async def test_an_out_of_range_id_is_a_422_envelope_before_the_stream(
+        settings: Settings) -> None:
+    """Defect (issue 11, item 7): `last_event_id=99999999999999999999` (query or header)
+    overflowed SQLite inside the SSE generator instead of answering 422."""
+    async with running_app(make_settings(settings), ScriptedEngine(lambda r: answer(4))) as (
+            _, client):
+        job = await client.post("/evaluate", json={"items": [item(0)]})
+        url = job.json()["stream_url"]
+        by_query = await client.get(url, params={"last_event_id": "99999999999999999999"})
+        by_header = await client.get(url, headers={"Last-Event-ID": "99999999999999999999"})
+        negative = await client.get(url, params={"last_event_id": "-3"})
+        full = await client.get(url)
+    for resp in (by_query, by_header):
+        assert resp.status_code == 422
+        assert resp.headers["content-type"] == "application/json"
+        assert resp.json()["error"] == {
+            "message": "Last-Event-ID 99999999999999999999 is out of range: event ids are at "
+                       "most 9223372036854775807; send the integer `id:` of the last event "
+                       "received",
+            "type": "invalid_request_error", "code": "invalid_input"}
+    assert negative.status_code == 422
+    assert negative.json()["error"]["message"] == "Last-Event-ID must be 0 or a positive event id"
+    assert [f["event"] for f in parse_events(full.text)] == ["batch_complete", "complete"]
+
+
+async def test_stream_events_are_strict_json(settings: Settings,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect (issue 11, item 7): event data was written with Python's json, which emits
+    `NaN`/`Infinity`; the dashboard's `JSON.parse` then failed on the whole stream."""
+    from evalserve.jobs.models import JobEvent
+
+    async with running_app(make_settings(settings), ScriptedEngine(lambda r: answer(4))) as (
+            app, client):
+        job_id = (await client.post("/evaluate", json={"items": [item(0)]})).json()["job_id"]
+        jobs = app.state.evalserve.components.jobs
+
+        async def follow(job_id: str, after_id: int = 0):  # noqa: ANN202
+            yield JobEvent(job_id, 1, "complete", {"mean_score": float("nan"),
+                                                   "m": [float("inf")]}, final=True)
+
+        monkeypatch.setattr(jobs, "follow", follow)
+        resp = await client.get(f"/stream/{job_id}")
+    assert "NaN" not in resp.text and "Infinity" not in resp.text
+    [frame] = parse_events(resp.text)
+    assert frame["data"] == {"mean_score": None, "m": [None]}

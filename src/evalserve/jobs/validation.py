@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from evalserve.errors import InvalidInputError
@@ -15,7 +16,8 @@ def validate_items(
 ) -> list[tuple[str, dict[str, Any]]]:
     """`[(item_id, item)]` for a valid list; `InvalidInputError` for the first problem found:
     an empty or too long list, a non-object item, a missing/extra/wrong-typed field (the judge's
-    check), a field over `MAX_FIELD_CHARS`, or an id used twice."""
+    check), a non-finite number (NaN, Infinity: not JSON, they would break every client that
+    parses the job's results), a field over `MAX_FIELD_CHARS`, or an id used twice."""
     if not isinstance(items, list):
         raise InvalidInputError("items must be a list of objects, one per text to grade")
     if not items:
@@ -33,6 +35,7 @@ def validate_items(
                 f"items[{index}] must be an object with the rubric's fields, "
                 f"not {type(item).__name__}"
             )
+        _check_finite(item, f"items[{index}]")
         grader.validate_item(item, index)
         for key, value in item.items():
             if isinstance(value, str) and len(value) > max_field_chars:
@@ -50,3 +53,18 @@ def validate_items(
         seen[item_id] = index
         out.append((item_id, item))
     return out
+
+
+def _check_finite(item: dict[str, Any], where: str) -> None:
+    """Refuse NaN and +-Infinity anywhere in `item` (Python's json reads and writes them)."""
+    stack: list[tuple[str, Any]] = [(f"{where}.{k}", v) for k, v in item.items()]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(
+                f"{path} is {value}, which is not a JSON number; send a finite number, "
+                "a string or null")
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
