@@ -92,8 +92,8 @@ def test_works_offline_without_nltk_download(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(readability_module, "_CMUDICT", None)
-    monkeypatch.setattr(readability_module, "_LANGUAGES", {})
-    monkeypatch.setattr(readability_module, "_EASY_WORDS", {})
+    readability_module._built_language.cache_clear()  # cold: every dictionary read again
+    readability_module._easy_words.cache_clear()
     score = readability(["The physiological responses were heterogeneous."]).scores[0]
     assert score.fkgl > 10
 
@@ -112,3 +112,50 @@ def test_unsupported_language_is_an_error(lang: str) -> None:
 def test_bad_texts(texts) -> None:
     with pytest.raises(InvalidInputError):
         readability(texts)
+
+
+def test_spellings_of_one_language_share_one_cache_entry() -> None:
+    """Defect (issue 11, item 7): every distinct `lang` string pyphen accepts (`en_1`,
+    `en_2`, ...) built and kept its own language and word cache, for ever."""
+    readability_module._built_language.cache_clear()
+    first = readability_module._language("en_x0")
+    for i in range(1, 200):
+        assert readability_module._language(f"en_x{i}") is first
+    assert readability_module._language("en-x-y") is first
+    info = readability_module._built_language.cache_info()
+    assert info.currsize == 1 and info.maxsize == readability_module._LANGUAGE_CACHE
+    assert readability(["Photosynthesis is extraordinary."], lang="en_x5").scores == (
+        readability(["Photosynthesis is extraordinary."], lang="en_US").scores)
+
+
+def test_language_cache_is_bounded_across_distinct_dictionaries() -> None:
+    """Defect (issue 11, item 7): the per-`lang` cache had no bound."""
+    import pyphen
+
+    for lang in sorted(pyphen.LANGUAGES)[:readability_module._LANGUAGE_CACHE + 2]:
+        readability(["Some text here."], lang=lang)
+    info = readability_module._built_language.cache_info()
+    assert info.currsize <= readability_module._LANGUAGE_CACHE
+
+
+def test_word_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect (issue 11, item 7): syllable counts were kept per distinct word without bound,
+    so a stream of made-up words grew memory for ever."""
+    monkeypatch.setattr(readability_module, "_WORD_CACHE", 50)
+    language = readability_module._Language("es", "es")
+    words = [f"palabra{'a' * (i % 7)}{i}x" for i in range(300)]
+    fresh = [language.syllables(w) for w in words]
+    assert language._cached.cache_info().currsize == 50
+    assert [language.syllables(w) for w in words] == fresh  # evicted words count the same
+    long_word = "a" * 5000
+    language.syllables(long_word)
+    assert language._cached.cache_info().currsize == 50  # long words are never cached
+
+
+def test_an_unknown_language_adds_no_cache_entry() -> None:
+    """Defect (issue 11, item 7): a refused `lang` must not be remembered either."""
+    readability_module._built_language.cache_clear()
+    for i in range(20):
+        with pytest.raises(InvalidInputError, match="does not support lang"):
+            readability(["Some text."], lang=f"q{i}")
+    assert readability_module._built_language.cache_info().currsize == 0

