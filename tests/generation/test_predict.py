@@ -10,7 +10,7 @@ import time
 import pytest
 
 from evalserve.engines.base import GenerationRequest
-from evalserve.errors import InvalidInputError
+from evalserve.errors import InvalidInputError, PayloadTooLargeError
 from evalserve.generation.predict import (
     PredictOptions,
     check_prompts,
@@ -124,6 +124,17 @@ def test_check_prompts_says_what_to_fix(prompt: object, batch: bool, fragment: s
     with pytest.raises(InvalidInputError) as info:
         check_prompts(prompt, batch_mode=batch, max_chars=10)
     assert fragment in info.value.message
+
+
+def test_check_prompts_caps_a_batch_at_max_prompts() -> None:
+    """Regression: a batch `/predict` list was unbounded."""
+    assert check_prompts(["a"] * 3, batch_mode=True, max_chars=10, max_prompts=3) == ["a"] * 3
+    with pytest.raises(PayloadTooLargeError) as info:
+        check_prompts(["a"] * 4, batch_mode=True, max_chars=10, max_prompts=3)
+    assert info.value.status == 413
+    assert info.value.message == ("4 prompts in one request; the limit is 3 "
+                                  "(MAX_PROMPTS_PER_REQUEST): split the list into several "
+                                  "requests")
 
 
 # ----------------------------------------------------------------------------- prediction

@@ -114,3 +114,61 @@ async def test_unreachable_redis_is_a_miss_not_an_error() -> None:
     assert await cache.get("k") is None
     await cache.set("k", b"v")  # logged, not raised
     await cache.close()
+
+
+async def test_the_cache_is_per_caller_unless_shared(settings) -> None:  # noqa: ANN001
+    """Regression: the response cache was shared by every API key, so `X-Cache: hit` told one
+    caller what another had sent (and gave them its answer)."""
+    engine = ScriptedEngine(lambda r: "secret answer")
+    body = chat_body("what a student wrote", temperature=0)
+    async with running_app(make_settings(settings, api_token="one,two"), engine,
+                           token="one") as (_, client):
+        first = await client.post("/v1/chat/completions", json=body)
+        other = await client.post("/v1/chat/completions", json=body,
+                                  headers={"Authorization": "Bearer two"})
+        again = await client.post("/v1/chat/completions", json=body)
+    assert [r.headers["x-cache"] for r in (first, other, again)] == ["miss", "miss", "hit"]
+    assert other.json()["id"] != first.json()["id"] and again.json() == first.json()
+    assert len(engine.requests) == 2
+
+    shared = make_settings(settings, api_token="one,two", cache_shared=True)
+    async with running_app(shared, token="one") as (_, client):
+        first = await client.post("/v1/chat/completions", json=body)
+        other = await client.post("/v1/chat/completions", json=body,
+                                  headers={"Authorization": "Bearer two"})
+    assert (first.headers["x-cache"], other.headers["x-cache"]) == ("miss", "hit")
+    assert other.json() == first.json()
+
+    async with running_app(make_settings(settings)) as (_, client):  # single-user: shared
+        await client.post("/v1/chat/completions", json=body)
+        r = await client.post("/v1/chat/completions", json=body,
+                              headers={"Authorization": "Bearer anything"})
+    assert r.headers["x-cache"] == "hit"
+
+
+def test_owner_is_part_of_the_key() -> None:
+    canonical = {"model": "m", "prompt": "p"}
+    shared = cache_key("/v1/completions", "m", canonical)
+    assert shared == cache_key("/v1/completions", "m", canonical, None)
+    assert cache_key("/v1/completions", "m", canonical, "k1") not in (
+        shared, cache_key("/v1/completions", "m", canonical, "k2"))
+
+
+async def test_memory_cache_is_bounded_in_bytes() -> None:
+    """Regression: the in-process cache was bounded by entries only (10,000 bodies of any
+    size)."""
+    cache = MemoryCache(ttl=60, max_entries=100, max_bytes=10)
+    await cache.set("a", b"A" * 4)
+    await cache.set("b", b"B" * 4)
+    await cache.set("a", b"a" * 5)  # replaced: its old size is not counted twice
+    assert (cache.bytes, len(cache)) == (9, 2)
+    await cache.set("c", b"C" * 3)  # 12 > 10: the least recently used (b) goes
+    assert await cache.get("b") is None and await cache.get("a") == b"a" * 5
+    assert cache.bytes == 8
+    await cache.set("huge", b"H" * 11)  # never fits: not stored, nothing evicted for it
+    assert await cache.get("huge") is None and (cache.bytes, len(cache)) == (8, 2)
+
+
+def test_create_cache_applies_cache_max_bytes(settings) -> None:  # noqa: ANN001
+    cache = create_cache(make_settings(settings, cache_max_bytes=1234))
+    assert isinstance(cache, MemoryCache) and cache.max_bytes == 1234

@@ -154,3 +154,29 @@ async def test_busy_metrics_port_does_not_stop_the_app(settings, caplog) -> None
         async with metrics_server(s, app.state.evalserve.components.telemetry) as listening:
             assert listening is None
     assert "METRICS_PORT" in caplog.text
+
+
+async def test_metrics_port_binds_metrics_host(settings, monkeypatch) -> None:  # noqa: ANN001
+    """Regression: the Prometheus port always bound `HOST` (0.0.0.0 by default), exposing the
+    metrics on every interface; `METRICS_HOST` keeps it on localhost."""
+    import prometheus_client
+
+    bound = []
+    real = prometheus_client.start_http_server
+
+    def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        server, thread = real(*args, **kwargs)
+        bound.append(server.server_address)
+        return server, thread
+
+    monkeypatch.setattr(prometheus_client, "start_http_server", recording)
+    port = free_port()
+    s = make_settings(settings, metrics_port=port, host="0.0.0.0", metrics_host="127.0.0.1")
+    app = build_app(s, engine=ScriptedEngine(lambda r: "x"))
+    async with metrics_server(s, app.state.evalserve.components.telemetry) as listening:
+        assert listening == port
+    assert bound == [("127.0.0.1", port)]
+    unset = make_settings(settings, metrics_port=free_port(), host="127.0.0.2")
+    async with metrics_server(unset, app.state.evalserve.components.telemetry):
+        pass
+    assert bound[1][0] == "127.0.0.2"  # unset: HOST

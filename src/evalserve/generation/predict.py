@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from evalserve.engines.base import GenerationRequest
-from evalserve.errors import InvalidInputError
+from evalserve.errors import InvalidInputError, PayloadTooLargeError
 
 if TYPE_CHECKING:
     from evalserve.engines.base import Engine
@@ -183,9 +183,11 @@ def clean_answer(text: str, stops: Sequence[str] = DEFAULT_STOPS) -> str:
 # ----------------------------------------------------------------------------- prediction
 
 
-def check_prompts(prompt: object, *, batch_mode: bool, max_chars: int) -> list[str]:
+def check_prompts(prompt: object, *, batch_mode: bool, max_chars: int,
+                  max_prompts: int | None = None) -> list[str]:
     """The prompts of a `/predict` body's `prompt` value, or an InvalidInputError saying what
-    to fix. A list is accepted only in batch mode."""
+    to fix. A list is accepted only in batch mode, and of at most `max_prompts` prompts
+    (`MAX_PROMPTS_PER_REQUEST`; PayloadTooLargeError beyond)."""
     if isinstance(prompt, str):
         prompts = [prompt]
     elif isinstance(prompt, list):
@@ -200,6 +202,11 @@ def check_prompts(prompt: object, *, batch_mode: bool, max_chars: int) -> list[s
                 raise InvalidInputError(
                     f"prompt[{i}] must be a string, got {kind}: send a flat list of strings"
                 )
+        if max_prompts is not None and len(prompt) > max_prompts:
+            raise PayloadTooLargeError(
+                f"{len(prompt)} prompts in one request; the limit is {max_prompts} "
+                "(MAX_PROMPTS_PER_REQUEST): split the list into several requests"
+            )
         prompts = list(prompt)
     elif prompt is None:
         raise InvalidInputError('prompt is required: send {"prompt": "your question"}')

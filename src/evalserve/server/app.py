@@ -17,6 +17,7 @@ from evalserve import __version__
 from evalserve.engines.base import Engine
 from evalserve.engines.registry import create_engine
 from evalserve.server import auth, telemetry
+from evalserve.server.body_limit import install_body_limit
 from evalserve.server.components import run_components
 from evalserve.server.errors import install_error_handlers
 from evalserve.server.routes import evaluate as evaluate_routes
@@ -63,6 +64,7 @@ def build_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.evalserve = state
     install_error_handlers(app)
     auth.install_auth(app, settings.api_tokens, settings.admin_tokens)  # all but OPEN_PATHS
+    install_body_limit(app, settings.max_request_bytes)  # before auth: 413 without reading
     telemetry.install_telemetry(app, prometheus)  # outermost: counts 401s too
     for router in ROUTERS:
         app.include_router(router)

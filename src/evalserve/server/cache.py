@@ -1,10 +1,13 @@
 """Response cache for deterministic OpenAI requests: Redis with `REDIS_URL`, else in-process.
 
 A request is cacheable when it is not streamed and is deterministic (temperature 0, or a fixed
-seed). The key is a hash of the endpoint, the served model and the canonical request (the
-validated wire model, defaults filled in, unknown fields dropped), so `0` and `0.0` or a
-reordered body hit the same entry. Only successful responses are stored; a hit returns the
-stored body unchanged (same `id` and `created`).
+seed). The key is a hash of the owner, the endpoint, the served model and the canonical
+request (the validated wire model, defaults filled in, unknown fields dropped), so `0` and
+`0.0` or a reordered body hit the same entry. The owner is the caller's key id, so
+`X-Cache: hit` never tells one caller what another sent; `CACHE_SHARED=true`, or single-user
+mode (no token configured), shares the entries. Only successful responses are stored; a hit
+returns the stored body unchanged (same `id` and `created`). In process the cache is bounded
+by entries (`CACHE_MAX_ENTRIES`) and by bytes (`CACHE_MAX_BYTES`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ log = logging.getLogger(__name__)
 REDIS_PREFIX = "vllm:"
 
 
-def cache_key(endpoint: str, model: str, canonical: dict[str, Any]) -> str:
-    """Stable key of a request: sha256 over endpoint, served model and the canonical body."""
+def cache_key(endpoint: str, model: str, canonical: dict[str, Any],
+              owner: str | None = None) -> str:
+    """Stable key of a request: sha256 over owner (None: shared), endpoint, served model and
+    the canonical body."""
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(f"{endpoint}\n{model}\n{text}".encode()).hexdigest()
+    scope = "" if owner is None else f"owner:{owner}\n"
+    digest = hashlib.sha256(f"{scope}{endpoint}\n{model}\n{text}".encode()).hexdigest()
     return f"{endpoint.strip('/').replace('/', ':')}:{digest}"
 
 
@@ -60,15 +66,20 @@ class ResponseCache(ABC):
 
 
 class MemoryCache(ResponseCache):
-    """In-process LRU with a TTL; at most `max_entries` bodies."""
+    """In-process LRU with a TTL; at most `max_entries` bodies of `max_bytes` in all."""
 
-    def __init__(self, ttl: int, max_entries: int) -> None:
+    def __init__(self, ttl: int, max_entries: int, max_bytes: int = 256 * 2**20) -> None:
         super().__init__(ttl)
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def _drop(self, key: str) -> None:
+        self.bytes -= len(self._data.pop(key)[1])
 
     async def get(self, key: str) -> bytes | None:
         entry = self._data.get(key)
@@ -76,16 +87,20 @@ class MemoryCache(ResponseCache):
             return None
         expires, body = entry
         if expires <= time.monotonic():
-            del self._data[key]
+            self._drop(key)
             return None
         self._data.move_to_end(key)
         return body
 
     async def set(self, key: str, body: bytes) -> None:
+        if key in self._data:
+            self._drop(key)
+        if len(body) > self.max_bytes:  # would evict everything and still not fit
+            return
         self._data[key] = (time.monotonic() + self.ttl, body)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        self.bytes += len(body)
+        while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
+            self._drop(next(iter(self._data)))
 
 
 class RedisCache(ResponseCache):
@@ -122,5 +137,6 @@ def create_cache(settings: Settings) -> ResponseCache | None:
     if settings.redis_url:
         return RedisCache(settings.redis_url, settings.cache_ttl_seconds,
                           settings.redis_password)
-    return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries)
+    return MemoryCache(settings.cache_ttl_seconds, settings.cache_max_entries,
+                       settings.cache_max_bytes)
 

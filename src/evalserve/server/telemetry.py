@@ -62,6 +62,9 @@ class Telemetry:
                                         ["model"], registry=r)
         self.rate_limited = Counter("text_rate_limited_requests",
                                     "Requests refused by the rate limiter.", ["model"], registry=r)
+        self.limited = Counter("evalserve_rate_limited_requests",
+                               "Requests refused by the item or text rate limit, by kind.",
+                               ["kind"], registry=r)
         self.requests = Counter("evalserve_http_requests", "HTTP requests by route and status.",
                                 ["method", "route", "status"], registry=r)
         self.request_seconds = Histogram(
@@ -209,8 +212,9 @@ def install_telemetry(app: FastAPI, telemetry: Telemetry) -> None:
 
 @contextlib.asynccontextmanager
 async def metrics_server(settings: Settings, telemetry: Telemetry) -> AsyncIterator[int | None]:
-    """Serve `telemetry` on `METRICS_PORT` (0 disables) until exit; yields the port listened
-    on, or None when off (or the port is taken: logged, the app still starts)."""
+    """Serve `telemetry` on `METRICS_PORT` (0 disables) at `METRICS_HOST` (unset: `HOST`)
+    until exit; yields the port listened on, or None when off (or the port is taken: logged,
+    the app still starts)."""
     port = settings.metrics_port
     if not port:
         yield None
@@ -218,7 +222,8 @@ async def metrics_server(settings: Settings, telemetry: Telemetry) -> AsyncItera
     from prometheus_client import start_http_server
 
     try:
-        server, thread = start_http_server(port, addr=settings.host, registry=telemetry.registry)
+        server, thread = start_http_server(port, addr=settings.metrics_host or settings.host,
+                                           registry=telemetry.registry)
     except OSError as exc:
         log.error("cannot serve metrics on METRICS_PORT=%s (%s); set METRICS_PORT to a free "
                   "port, or 0 to disable it (GET /metrics still works)", port, exc)

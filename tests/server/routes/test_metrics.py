@@ -266,3 +266,27 @@ async def test_generate_uses_seed_sampling_settings(
                                                 "temperature": 0})
     assert resp.status_code == 200
     assert engine.requests[-1].max_tokens == 7 and engine.requests[-1].temperature == 0
+
+
+@pytest.mark.parametrize(("path", "payload"), [
+    ("/metrics/readability", {"texts": ["One.", "Two.", "Three."]}),
+    ("/metrics/rouge", {"predictions": ["a", "b", "c"], "references": ["a", "b", "c"]}),
+    ("/metrics/relevance", {"texts_original": ORIGINALS + ORIGINALS[:1],
+                            "texts_generated": GENERATED + GENERATED[:1]}),
+    ("/metrics/factuality", {"texts_original": ORIGINALS + ORIGINALS[:1],
+                             "texts_generated": GENERATED + GENERATED[:1]}),
+    ("/loss", {"texts_original": ORIGINALS + ORIGINALS[:1],
+               "texts_generated": GENERATED + GENERATED[:1],
+               "texts_human": HUMANS + HUMANS[:1]}),
+])
+async def test_texts_per_request_are_capped(settings: Settings, path: str,
+                                            payload: dict) -> None:
+    """Regression: a metrics request could hold any number of texts."""
+    app = build_app(settings.model_copy(update={"max_texts_per_request": 2}),
+                    engine=ScriptedEngine(judge_script))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://test") as c:
+            resp = await c.post(path, json=payload)
+    assert_envelope(resp, 413, "3 texts in one request", "the limit is 2",
+                    "MAX_TEXTS_PER_REQUEST")

@@ -208,3 +208,18 @@ async def test_logprobs_and_constraints_the_engine_cannot_honour_are_422(
     assert fmt.json()["error"]["message"] == "model scripted cannot enforce structured output"
     assert plain.status_code == 200 and plain.json()["choices"][0]["logprobs"] is None
     assert len(engine.requests) == 1
+
+
+async def test_n_is_capped_by_max_sequences_per_request(settings: Settings) -> None:
+    """Regression: chat `n` was checked only against the wire maximum (16), not the
+    server's `MAX_SEQUENCES_PER_REQUEST`."""
+    engine = ScriptedEngine(lambda r: "x")
+    async with running_app(make_settings(settings, max_sequences_per_request=2), engine) as (
+            _, client):
+        r = await client.post("/v1/chat/completions", json=chat_body(n=3))
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        assert "3 sequences" in r.json()["error"]["message"]
+        assert "MAX_SEQUENCES_PER_REQUEST" in r.json()["error"]["message"]
+        r = await client.post("/v1/chat/completions", json=chat_body(n=2))
+        assert len(r.json()["choices"]) == 2
+    assert len(engine.requests) == 1

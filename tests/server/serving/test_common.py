@@ -17,6 +17,7 @@ from evalserve.engines.base import (
     StreamDelta,
 )
 from evalserve.errors import EngineError, InvalidInputError, NotFoundError, RateLimitError
+from evalserve.server.auth import Caller
 from evalserve.server.cache import MemoryCache
 from evalserve.server.protocol.openai import ChatCompletionRequest
 from evalserve.server.ratelimit import RateLimiter
@@ -38,6 +39,10 @@ from tests.fakes import ScriptedEngine
 from tests.server.openai_app import chat_body, make_settings, running_app
 
 SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}}
+
+
+def caller(key_id: str) -> Caller:
+    return Caller(key_id, False, "10.0.0.1")
 
 
 def body(**extra: object) -> ChatCompletionRequest:
@@ -76,11 +81,11 @@ def test_dumps_is_compact_utf8_and_ids_are_unique() -> None:
 
 async def test_begin_checks_the_model_is_served(settings: Settings) -> None:
     state = ready_state(settings)
-    call = await begin(state, "chat", "scripted", "key")
+    call = await begin(state, "chat", "scripted", caller("key"))
     assert isinstance(call, Call)
     assert (call.engine, call.endpoint, call.model) == (state.engine, "chat", "scripted")
     with pytest.raises(NotFoundError) as info:
-        await begin(state, "chat", "gpt-4", "key")
+        await begin(state, "chat", "gpt-4", caller("key"))
     assert info.value.code == "model_not_found"
     assert info.value.message == ("model 'gpt-4' is not served here; use one of: scripted "
                                   "(GET /v1/models)")
@@ -90,7 +95,7 @@ async def test_begin_is_a_503_while_the_engine_loads(settings: Settings) -> None
     state = ready_state(settings)
     state.engine_ready.clear()
     with pytest.raises(EngineError, match="still loading"):
-        await begin(state, "chat", "scripted", "key")
+        await begin(state, "chat", "scripted", caller("key"))
 
 
 async def test_begin_applies_the_rate_limit_and_counts_refusals(settings: Settings) -> None:
@@ -98,10 +103,10 @@ async def test_begin_applies_the_rate_limit_and_counts_refusals(settings: Settin
     state.components.rate_limiter = RateLimiter.from_settings(
         make_settings(settings, rate_limits="scripted=1/minute"))
     try:
-        await begin(state, "chat", "scripted", "k1")
+        await begin(state, "chat", "scripted", caller("k1"))
         with pytest.raises(RateLimitError):
-            await begin(state, "chat", "scripted", "k1")
-        await begin(state, "chat", "scripted", "k2")  # its own window
+            await begin(state, "chat", "scripted", caller("k1"))
+        await begin(state, "chat", "scripted", caller("k2"))  # its own window
     finally:
         await state.components.rate_limiter.close()
     assert counter(state, "text_rate_limited_requests_total", model="scripted") == 1.0
@@ -114,11 +119,11 @@ async def test_a_deterministic_request_is_cached_after_the_first_answer(
         settings: Settings) -> None:
     state = ready_state(settings)
     request = body(temperature=0)
-    first = await begin(state, "chat", "scripted", "k")
+    first = await begin(state, "chat", "scripted", caller("k"))
     assert await first.cached(request) is None
     missed = await first.respond({"answer": "é"})
     assert (missed.headers["x-cache"], missed.body) == ("miss", dumps({"answer": "é"}))
-    second = await begin(state, "chat", "scripted", "k")
+    second = await begin(state, "chat", "scripted", caller("k"))
     hit = await second.cached(request)
     assert hit is not None
     assert (hit.headers["x-cache"], hit.body, hit.media_type) == (
@@ -130,7 +135,7 @@ async def test_a_deterministic_request_is_cached_after_the_first_answer(
 async def test_sampled_or_streamed_requests_skip_the_cache(settings: Settings) -> None:
     state = ready_state(settings)
     for request in (body(temperature=0.7), body(temperature=0, stream=True)):
-        call = await begin(state, "chat", "scripted", "k")
+        call = await begin(state, "chat", "scripted", caller("k"))
         assert await call.cached(request) is None and call.key is None
         await call.respond({"x": 1})
     assert len(state.components.response_cache) == 0
@@ -139,7 +144,7 @@ async def test_sampled_or_streamed_requests_skip_the_cache(settings: Settings) -
 
 async def test_run_counts_failures_by_code_but_not_cancellations(settings: Settings) -> None:
     state = ready_state(settings)
-    call = await begin(state, "chat", "scripted", "k")
+    call = await begin(state, "chat", "scripted", caller("k"))
 
     async def fails() -> None:
         raise EngineError("the GPU fell off")
@@ -166,8 +171,8 @@ async def test_run_counts_failures_by_code_but_not_cancellations(settings: Setti
 
 async def test_observe_records_the_tokens(settings: Settings) -> None:
     state = ready_state(settings)
-    call = await begin(state, "completions", "scripted", "k")
-    call.observe(prompt_tokens=5, completion_tokens=3)
+    call = await begin(state, "completions", "scripted", caller("k"))
+    await call.observe(prompt_tokens=5, completion_tokens=3)
     assert counter(state, "text_prompt_tokens_total", model="scripted") == 5
     assert counter(state, "text_generated_tokens_total", model="scripted") == 3
 
@@ -175,9 +180,9 @@ async def test_observe_records_the_tokens(settings: Settings) -> None:
 async def test_without_telemetry_or_cache_a_call_still_answers(settings: Settings) -> None:
     state = ready_state(settings)
     state.components.telemetry = state.components.response_cache = None
-    call = await begin(state, "chat", "scripted", "k")
+    call = await begin(state, "chat", "scripted", caller("k"))
     assert await call.cached(body(temperature=0)) is None
-    call.observe(1, 1)
+    await call.observe(1, 1)
     call.failed(EngineError("x"))
     assert (await call.respond({"a": 1})).headers["x-cache"] == "miss"
 
@@ -345,7 +350,7 @@ async def test_first_delta_of_an_empty_stream_is_an_engine_error(settings: Setti
             yield
 
     state = ready_state(settings, Silent(lambda r: ""))
-    call = await begin(state, "chat", "scripted", "k")
+    call = await begin(state, "chat", "scripted", caller("k"))
     with pytest.raises(EngineError, match="the engine produced no output"):
         await first_delta(merge_streams(state.engine, [_request(0)]), call)
     ok = await first_delta(merge_streams(ScriptedEngine(lambda r: "hi there"), [_request(0)]),

@@ -152,3 +152,35 @@ async def test_an_empty_prompt_list_is_refused_before_the_engine(settings: Setti
         "message": "prompt must be a string or a non-empty list of strings",
         "type": "invalid_request_error", "code": "invalid_input"}
     assert engine.requests == []
+
+
+async def test_prompt_lists_are_capped_by_max_prompts_per_request(settings: Settings) -> None:
+    """Regression: `/v1/completions` prompt lists were unbounded (`["x"]*200000`)."""
+    engine = ScriptedEngine(lambda r: "x")
+    s = make_settings(settings, max_prompts_per_request=3)
+    async with running_app(s, engine) as (_, client):
+        r = await client.post("/v1/completions", json=body(prompt=["a"] * 4))
+        assert r.status_code == 413
+        error = r.json()["error"]
+        assert error["code"] == "payload_too_large"
+        assert error["message"] == ("4 prompts in one request; the limit is 3 "
+                                    "(MAX_PROMPTS_PER_REQUEST): split the request into several")
+        assert (await client.post("/v1/completions", json=body(prompt=["a"] * 3))).status_code \
+            == 200
+    assert len(engine.requests) == 3
+
+
+async def test_prompts_times_n_are_capped_by_max_sequences_per_request(
+        settings: Settings) -> None:
+    """Regression: prompts × `n` was unbounded (`n: 16` on a long list)."""
+    engine = ScriptedEngine(lambda r: "x")
+    s = make_settings(settings, max_sequences_per_request=8)
+    async with running_app(s, engine) as (_, client):
+        r = await client.post("/v1/completions", json=body(prompt=["a", "b", "c"], n=3))
+        assert r.status_code == 413
+        message = r.json()["error"]["message"]
+        assert "9 sequences (prompts × n)" in message and "limit is 8" in message
+        assert "MAX_SEQUENCES_PER_REQUEST" in message
+        r = await client.post("/v1/completions", json=body(prompt=["a", "b"], n=4, stream=True))
+        assert r.status_code == 200 and "[DONE]" in r.text  # 8 fits, streamed too
+    assert len(engine.requests) == 8

@@ -1,17 +1,22 @@
 """Seed 002's metric service: `POST /metrics/{rouge,relevance,factuality,readability}`,
 `POST /loss` and `POST /generate`. Thin: validate, call `MetricsService` (or
-`evalserve.generation.summary.summarize`), shape the answer."""
+`evalserve.generation.summary.summarize`), shape the answer.
+
+Each metrics request holds at most `MAX_TEXTS_PER_REQUEST` texts (pairs count once) and is
+charged its texts against `TEXT_RATE_LIMIT`; `/generate` is charged one prompt against the
+model's rate limit, like `/predict`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from evalserve.engines.base import GenerationRequest
 from evalserve.generation.summary import summarize
 from evalserve.metrics.service import MetricsService
-from evalserve.server.deps import StateDep
+from evalserve.server.costs import charge_prompts, charge_texts
+from evalserve.server.deps import CallerDep, StateDep
 from evalserve.server.protocol.metrics import (
     PRF,
     FactualityResponse,
@@ -55,9 +60,10 @@ def _prf(scores: list) -> dict[str, list[float]]:
 
 
 @router.post("/metrics/rouge")
-async def rouge(body: RougeRequest, service: ServiceDep) -> RougeResponse:
+async def rouge(body: RougeRequest, service: ServiceDep, request: Request) -> RougeResponse:
     """ROUGE-L of each prediction against its reference."""
     assert body.predictions is not None and body.references is not None
+    await charge_texts(request, len(body.predictions))
     res = await service.rouge(
         body.predictions, body.references, lang=body.lang, recipe=body.recipe, stem=body.stem
     )
@@ -71,8 +77,10 @@ async def rouge(body: RougeRequest, service: ServiceDep) -> RougeResponse:
 
 
 @router.post("/metrics/relevance")
-async def relevance(body: PairRequest, service: ServiceDep) -> RelevanceResponse:
+async def relevance(body: PairRequest, service: ServiceDep,
+                    request: Request) -> RelevanceResponse:
     """BERTScore of each generated text against its original."""
+    await charge_texts(request, len(body.texts_original))
     res = await service.relevance(body.texts_original, body.texts_generated)
     return RelevanceResponse(
         **_prf(res.scores),
@@ -81,15 +89,19 @@ async def relevance(body: PairRequest, service: ServiceDep) -> RelevanceResponse
 
 
 @router.post("/metrics/factuality")
-async def factuality(body: PairRequest, service: ServiceDep) -> FactualityResponse:
+async def factuality(body: PairRequest, service: ServiceDep,
+                     request: Request) -> FactualityResponse:
     """Factuality in [0, 1]: AlignScore when configured, else the LLM judge."""
+    await charge_texts(request, len(body.texts_original))
     res = await service.factuality(body.texts_original, body.texts_generated)
     return FactualityResponse(scores=res.scores, mean=res.mean, method=res.method)
 
 
 @router.post("/metrics/readability")
-async def readability(body: ReadabilityRequest, service: ServiceDep) -> ReadabilityResponse:
+async def readability(body: ReadabilityRequest, service: ServiceDep,
+                      request: Request) -> ReadabilityResponse:
     """FKGL, SMOG and Dale-Chall of each text (lower is simpler)."""
+    await charge_texts(request, len(body.texts))
     res = await service.readability(body.texts, lang=body.lang)
     return ReadabilityResponse(
         fkgl=[s.fkgl for s in res.scores],
@@ -103,8 +115,9 @@ async def readability(body: ReadabilityRequest, service: ServiceDep) -> Readabil
 
 
 @router.post("/loss")
-async def loss(body: LossRequest, service: ServiceDep) -> LossResponse:
+async def loss(body: LossRequest, service: ServiceDep, request: Request) -> LossResponse:
     """Seed 002's weighted loss of the generated texts against human targets."""
+    await charge_texts(request, len(body.texts_original))
     res = await service.loss(
         body.texts_original,
         body.texts_human,
@@ -127,12 +140,13 @@ async def loss(body: LossRequest, service: ServiceDep) -> LossResponse:
 
 @router.post("/generate")
 async def generate(
-    body: GenerateRequest, state: StateDep
+    body: GenerateRequest, state: StateDep, caller: CallerDep
 ) -> GenerateResponse | PromptGenerateResponse:
     """Seed 002: a plain-language summary of `text`. With `prompt` instead (vLLM's legacy
     `/generate`, seed 004): the prompt completed as raw text, `{"text": [prompt + output]}`."""
+    engine = await state.wait_engine()
+    await charge_prompts(state, caller, engine.model_id, 1)
     if body.prompt is not None:
-        engine = await state.wait_engine()
         settings = state.settings
         result = await engine.generate(GenerationRequest(
             prompt=body.prompt,
@@ -144,7 +158,7 @@ async def generate(
         return PromptGenerateResponse(text=[body.prompt + result.text])
     assert body.text is not None
     res = await summarize(
-        await state.wait_engine(),
+        engine,
         state.settings,
         body.text,
         max_new_tokens=body.max_new_tokens or body.max_tokens,

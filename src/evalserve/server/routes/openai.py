@@ -41,10 +41,10 @@ async def model(model_id: str, request: Request) -> ModelDetail:
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request) -> Response:
     """Text completions; `stream: true` answers Server-Sent Events ending in `[DONE]`."""
-    return await serve_completion(_state(request), body, caller_of(request).identity)
+    return await serve_completion(_state(request), body, caller_of(request))
 
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     """Chat completions, with `response_format` / `structured_outputs` and logprobs."""
-    return await serve_chat(_state(request), body, caller_of(request).identity)
+    return await serve_chat(_state(request), body, caller_of(request))

@@ -23,6 +23,7 @@ from evalserve.server.serving.logprobs import chat_logprobs
 if TYPE_CHECKING:
     from fastapi.responses import Response
 
+    from evalserve.server.auth import Caller
     from evalserve.server.protocol.openai import ChatCompletionRequest
     from evalserve.server.state import AppState
 
@@ -35,9 +36,10 @@ def _top_k(body: ChatCompletionRequest) -> int | None:
     return (body.top_logprobs or 0) if body.logprobs else None
 
 
-async def serve_chat(state: AppState, body: ChatCompletionRequest, identity: str) -> Response:
-    """Answer one chat completions request (rate limit, cache, engine)."""
-    call = await begin(state, ENDPOINT, body.model, identity)
+async def serve_chat(state: AppState, body: ChatCompletionRequest, caller: Caller) -> Response:
+    """Answer one chat completions request (limits, cache, engine); `n` counts as `n`
+    prompts."""
+    call = await begin(state, ENDPOINT, body.model, caller, sequences=body.n)
     hit = await call.cached(body)
     if hit is not None:
         return hit
@@ -56,7 +58,7 @@ async def serve_chat(state: AppState, body: ChatCompletionRequest, identity: str
         "logprobs": chat_logprobs(out.logprobs or [], k) if k is not None else None,
         "finish_reason": out.finish_reason,
     } for out in result.outputs]
-    call.observe(result.prompt_tokens, result.completion_tokens)
+    await call.observe(result.prompt_tokens, result.completion_tokens)
     return await call.respond({
         "id": new_id("chatcmpl"), "object": "chat.completion", "created": int(time.time()),
         "model": body.model, "choices": choices,
@@ -95,7 +97,7 @@ async def _stream(call: Call, body: ChatCompletionRequest, messages: list[dict[s
         yield chunk(*first)
         async for i, delta in rest:
             yield chunk(i, delta)
-        call.observe(prompt_tokens, completion_tokens)
+        await call.observe(prompt_tokens, completion_tokens)
         if include_usage:
             yield {**base, "choices": [], "usage": usage_of(prompt_tokens, completion_tokens)}
 

@@ -1,5 +1,5 @@
-"""What completions and chat share: model check, rate limit, cache, sampling and constraints,
-JSON/SSE responses and the merge of several engine streams."""
+"""What completions and chat share: model check, rate and token limits, cache, sampling and
+constraints, JSON/SSE responses and the merge of several engine streams."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ from evalserve.errors import (
     EvalserveError,
     InvalidInputError,
     NotFoundError,
+    RateLimitError,
     error_body,
 )
 from evalserve.server.cache import cache_key, is_cacheable
+from evalserve.server.costs import charge_prompts, check_count
 
 if TYPE_CHECKING:
     from evalserve.engines.base import Engine
+    from evalserve.server.auth import Caller
     from evalserve.server.protocol.openai import SamplingFields
     from evalserve.server.state import AppState
     from evalserve.server.telemetry import Telemetry
@@ -42,13 +45,16 @@ def new_id(prefix: str) -> str:
 
 
 class Call:
-    """One OpenAI request on its way through the gateway: served engine, telemetry, cache key."""
+    """One OpenAI request on its way through the gateway: served engine, caller, telemetry,
+    cache key."""
 
-    def __init__(self, state: AppState, engine: Engine, endpoint: str, model: str) -> None:
+    def __init__(self, state: AppState, engine: Engine, endpoint: str, model: str,
+                 caller: Caller) -> None:
         self.state = state
         self.engine = engine
         self.endpoint = endpoint
         self.model = model
+        self.caller = caller
         self.telemetry: Telemetry | None = state.components.telemetry
         self.cache = state.components.response_cache
         self.key: str | None = None
@@ -58,7 +64,10 @@ class Call:
         """The cached response for `body`, or None (and remember the key to store later)."""
         if self.cache is None or not is_cacheable(body.stream, body.temperature, body.seed):
             return None
-        self.key = cache_key(self.endpoint, self.engine.model_id, body.model_dump(mode="json"))
+        # per key id unless CACHE_SHARED: a hit must not tell one caller what another sent
+        owner = None if self.state.settings.cache_shared else self.caller.key_id
+        self.key = cache_key(self.endpoint, self.engine.model_id, body.model_dump(mode="json"),
+                             owner)
         hit = await self.cache.get(self.key)
         if self.telemetry is not None:
             (self.telemetry.cache_hits if hit else self.telemetry.cache_misses).labels(
@@ -74,11 +83,16 @@ class Call:
             await self.cache.set(self.key, body)
         return Response(body, media_type="application/json", headers={"X-Cache": "miss"})
 
-    def observe(self, prompt_tokens: int, completion_tokens: int) -> None:
+    async def observe(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Record a finished generation: telemetry, and the tokens spent (TOKENS_PER_MINUTE)."""
         if self.telemetry is not None:
             self.telemetry.observe_generation(self.model, self.endpoint,
                                               time.perf_counter() - self.started,
                                               prompt_tokens, completion_tokens)
+        limiter = self.state.components.rate_limiter
+        if limiter is not None:
+            await limiter.spend_tokens(self.caller.identity, self.model,
+                                       prompt_tokens + completion_tokens)
 
     def failed(self, exc: BaseException) -> None:
         if self.telemetry is not None:
@@ -95,24 +109,29 @@ class Call:
             raise
 
 
-async def begin(state: AppState, endpoint: str, model: str, identity: str) -> Call:
-    """Check the model is served and the caller is within its rate limit."""
+async def begin(state: AppState, endpoint: str, model: str, caller: Caller,
+                sequences: int = 1) -> Call:
+    """Check the model is served, the request asks for at most `MAX_SEQUENCES_PER_REQUEST`
+    `sequences` (prompts × n), and the caller is within its token budget and rate limit
+    (charged `sequences` prompts)."""
     engine = state.ready_engine()
     served = [m.id for m in await engine.models()]
     if model not in served:
         raise NotFoundError(
             f"model {model!r} is not served here; use one of: {', '.join(served)} "
             "(GET /v1/models)", code="model_not_found")
+    check_count(sequences, state.settings.max_sequences_per_request, "sequences (prompts × n)",
+                "MAX_SEQUENCES_PER_REQUEST")
     limiter = state.components.rate_limiter
     if limiter is not None:
         try:
-            await limiter.hit(identity, model)
-        except EvalserveError:
-            telemetry = state.components.telemetry
-            if telemetry is not None:
-                telemetry.rate_limited.labels(model).inc()
+            await limiter.check_tokens(caller.identity, model)
+        except RateLimitError:
+            if state.components.telemetry is not None:
+                state.components.telemetry.rate_limited.labels(model).inc()
             raise
-    return Call(state, engine, endpoint, model)
+    await charge_prompts(state, caller, model, sequences)
+    return Call(state, engine, endpoint, model, caller)
 
 
 def constraint_of(body: SamplingFields) -> OutputConstraint | None:

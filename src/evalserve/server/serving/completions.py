@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalserve.engines.base import GenerationRequest, StreamDelta
 from evalserve.errors import InvalidInputError
+from evalserve.server.costs import check_count
 from evalserve.server.serving.common import (
     Call,
     begin,
@@ -24,6 +25,7 @@ from evalserve.server.serving.logprobs import completion_logprobs
 if TYPE_CHECKING:
     from fastapi.responses import Response
 
+    from evalserve.server.auth import Caller
     from evalserve.server.protocol.openai import CompletionRequest
     from evalserve.server.state import AppState
 
@@ -32,20 +34,22 @@ __all__ = ["serve_completion"]
 ENDPOINT = "/v1/completions"
 
 
-def _prompts(body: CompletionRequest) -> list[str]:
+def _prompts(body: CompletionRequest, limit: int) -> list[str]:
     prompts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
     if not prompts:
         raise InvalidInputError("prompt must be a string or a non-empty list of strings")
+    check_count(len(prompts), limit, "prompts", "MAX_PROMPTS_PER_REQUEST")
     return prompts
 
 
-async def serve_completion(state: AppState, body: CompletionRequest, identity: str) -> Response:
-    """Answer one completions request (rate limit, cache, engine)."""
-    call = await begin(state, ENDPOINT, body.model, identity)
+async def serve_completion(state: AppState, body: CompletionRequest, caller: Caller) -> Response:
+    """Answer one completions request (limits, cache, engine); each prompt counts `n` times
+    against the caps and the rate limit."""
+    prompts = _prompts(body, state.settings.max_prompts_per_request)
+    call = await begin(state, ENDPOINT, body.model, caller, sequences=len(prompts) * body.n)
     hit = await call.cached(body)
     if hit is not None:
         return hit
-    prompts = _prompts(body)
     sampling = sampling_of(body, body.max_tokens, state.settings.max_new_tokens)
     check_support(call.engine, body.logprobs, sampling["constraint"])
     if body.stream:
@@ -64,7 +68,7 @@ async def serve_completion(state: AppState, body: CompletionRequest, identity: s
                             "logprobs": logprobs, "finish_reason": out.finish_reason})
     prompt_tokens = sum(r.prompt_tokens for r in results)
     completion_tokens = sum(r.completion_tokens for r in results)
-    call.observe(prompt_tokens, completion_tokens)
+    await call.observe(prompt_tokens, completion_tokens)
     return await call.respond({
         "id": new_id("cmpl"), "object": "text_completion", "created": int(time.time()),
         "model": body.model, "choices": choices,
@@ -112,7 +116,7 @@ async def _stream(call: Call, body: CompletionRequest, prompts: list[str],
         async for i, delta in rest:
             yield chunk(i, delta)
         total_prompt = sum(prompt_tokens.values())
-        call.observe(total_prompt, completion_tokens)
+        await call.observe(total_prompt, completion_tokens)
         if include_usage:
             yield {**base, "choices": [], "usage": usage_of(total_prompt, completion_tokens)}
 
