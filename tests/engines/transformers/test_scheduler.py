@@ -18,6 +18,7 @@ import pytest
 
 from evalserve.engines.base import GenerationRequest
 from evalserve.engines.transformers.scheduler import DecodeScheduler
+from evalserve.errors import EngineError
 from tests.engines.conftest import start_engine
 from tests.engines.transformers.tiny import (
     VOCAB,
@@ -231,6 +232,9 @@ def test_a_sequence_aborted_while_waiting_never_reaches_the_model(model: Any) ->
 
 
 def test_a_failing_step_fails_every_sequence_and_the_scheduler_goes_on(model: Any) -> None:
+    """A failed model forward loses the batch's KV cache: its sequences fail with an
+    EngineError (a 5xx for their callers, the cause kept), later requests are served."""
+
     def fail_second_call(n: int) -> None:
         if n == 2:
             raise RuntimeError("out of memory")
@@ -242,7 +246,9 @@ def test_a_failing_step_fails_every_sequence_and_the_scheduler_goes_on(model: An
             sched.submit(seq)
         for seq, out in pairs:
             assert out.done.wait(30)
-            assert isinstance(out.error, RuntimeError) and seq.finish_reason == "abort"
+            assert isinstance(out.error, EngineError) and seq.finish_reason == "abort"
+            assert "RuntimeError" in out.error.message
+            assert isinstance(out.error.__cause__, RuntimeError)
         wait_for(lambda: sched.running == 0, 10, "an empty batch", 0.001)
         after, after_out = sequence(prompt(4, 60), 3)
         sched.submit(after)

@@ -115,6 +115,7 @@ class TransformersEngine(Engine):
 
     # --- requests ---
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """The prompt's token ids (on a worker thread: see `_submit`)."""
         if request.messages is not None:
             if not self.tokenizer.chat_template:
                 raise InvalidInputError(
@@ -123,16 +124,38 @@ class TransformersEngine(Engine):
             text = self.tokenizer.apply_chat_template(
                 request.messages, tokenize=False, add_generation_prompt=True
             )
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids = self._encode(text, special=False)
         else:
-            ids = self.tokenizer(request.prompt)["input_ids"]
+            ids = self._encode(request.prompt or "", special=True)
         if not ids:
             ids = [self.tokenizer.bos_token_id or self._scheduler_pad()]
-        if len(ids) >= self.max_model_len:
-            raise InvalidInputError(
-                f"the prompt has {len(ids)} tokens; this model takes at most "
-                f"{self.max_model_len - 1} (MAX_MODEL_LEN={self.max_model_len})"
-            )
+        return ids
+
+    def _too_long(self, count: int) -> InvalidInputError | None:
+        if count < self.max_model_len:
+            return None
+        return InvalidInputError(
+            f"the prompt has {count} tokens; this model takes at most "
+            f"{self.max_model_len - 1} (MAX_MODEL_LEN={self.max_model_len})"
+        )
+
+    def _encode(self, text: str, *, special: bool) -> list[int]:
+        """Token ids of `text`, refused when too long. A fast tokenizer's `encode_batch`
+        releases the GIL while it works (its `encode` does not), and the length is read before
+        the ids are copied into a Python list: a 1 MB prompt holds the event loop for a few
+        milliseconds only."""
+        tokenizer = self.tokenizer
+        if tokenizer.is_fast:
+            (encoding,) = tokenizer.backend_tokenizer.encode_batch(
+                [text], add_special_tokens=special)
+            error = self._too_long(len(encoding))
+            if error is not None:
+                raise error
+            return list(encoding.ids)
+        ids = tokenizer(text, add_special_tokens=special)["input_ids"]
+        error = self._too_long(len(ids))
+        if error is not None:
+            raise error
         return ids
 
     def _scheduler_pad(self) -> int:
@@ -172,16 +195,22 @@ class TransformersEngine(Engine):
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def _submit(self, request: GenerationRequest) -> tuple[list[Sequence], list[asyncio.Queue]]:
+    async def _submit(self, request: GenerationRequest
+                      ) -> tuple[list[Sequence], list[asyncio.Queue]]:
+        """Validate, tokenise (chat template applied) and compile the constraint on a worker
+        thread, so that a huge prompt or a costly grammar never blocks the event loop, then
+        hand the sequences to the decode thread."""
+        request.validate()
         loop = asyncio.get_running_loop()
         queues: list[asyncio.Queue] = [asyncio.Queue() for _ in range(request.n)]
 
         def emit_for(i: int) -> Any:
             return lambda delta: loop.call_soon_threadsafe(queues[i].put_nowait, delta)
 
-        seqs = self._sequences(request, emit_for)
+        seqs = await asyncio.to_thread(self._sequences, request, emit_for)
+        if self._scheduler is None:  # closed while the prompt was being tokenised
+            raise EngineUnavailableError("the engine is closing; retry in a few seconds")
         self._live[request.request_id] = seqs
-        assert self._scheduler is not None
         for seq in seqs:
             self._scheduler.submit(seq)
         return seqs, queues
@@ -197,7 +226,7 @@ class TransformersEngine(Engine):
                 return deltas
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        seqs, queues = self._submit(request)
+        seqs, queues = await self._submit(request)
         try:
             collected = await asyncio.gather(*(self._drain(q) for q in queues))
         except asyncio.CancelledError:
@@ -225,7 +254,7 @@ class TransformersEngine(Engine):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
         if request.n != 1:
             raise InvalidInputError("streaming takes n=1")
-        _, queues = self._submit(request)
+        _, queues = await self._submit(request)
         finished = False
         try:
             while True:

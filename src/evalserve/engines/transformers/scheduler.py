@@ -91,19 +91,38 @@ class DecodeScheduler:
         torch.set_flush_denormal(True)
         with torch.inference_mode():
             while not self._closed:
-                fresh = self._collect()
+                fresh: list[Sequence] = []
                 try:
+                    fresh = self._collect()
                     if fresh:
                         self._admit(fresh)
                     if self._running:
                         self._step()
-                except Exception as exc:  # the batch is lost; every caller gets the error
-                    log.exception("decode step failed")
-                    for seq in self._running + fresh:
-                        if seq.finish_reason is None:
-                            seq.finish_reason = "abort"
-                            seq.emit(exc)
+                except Exception as exc:  # the thread must go on serving
+                    # What one sequence raises ends that sequence alone (`_accept`); what
+                    # reaches here is the model forward or the batch bookkeeping, so the
+                    # batch's KV cache is lost: its sequences fail, later requests are served.
+                    log.exception("decode step failed; failing the sequences of this batch")
+                    self._fail(self._running + fresh, exc)
                     self._running, self._cache, self._mask = [], None, None
+
+    @staticmethod
+    def _fail(seqs: list[Sequence], exc: BaseException) -> None:
+        for seq in seqs:
+            seq.fail(exc)  # a no-op for one that already finished
+
+    @staticmethod
+    def _failed(seq: Sequence, exc: Exception) -> None:
+        log.warning("request %s: a sequence failed: %s: %s", seq.request.request_id,
+                    type(exc).__name__, exc, exc_info=exc)
+        seq.fail(exc)
+
+    def _isolated(self, seq: Sequence, action: Any, *args: Any) -> None:
+        """Run one sequence's action; what it raises ends that sequence, not the batch."""
+        try:
+            action(*args)
+        except Exception as exc:
+            self._failed(seq, exc)
 
     def _collect(self) -> list[Sequence]:
         room = self.capacity - len(self._running)
@@ -139,7 +158,7 @@ class DecodeScheduler:
 
     def _drop_if_aborted(self, seq: Sequence) -> bool:
         if seq.aborted:
-            seq.abort()
+            self._isolated(seq, seq.abort)
             return True
         return False
 
@@ -149,11 +168,23 @@ class DecodeScheduler:
         for seq in fresh:
             # sorted by length: this sequence is the longest of the group it would join
             if group and len(seq.prompt_ids) * (len(group) + 1) > self.prefill_token_budget:
-                self._prefill(group)
+                self._prefill_or_fail(group)
                 group = []
             group.append(seq)
         if group:
+            self._prefill_or_fail(group)
+
+    def _prefill_or_fail(self, group: list[Sequence]) -> None:
+        """Prefill one group; if its forward fails, that group fails and the running batch
+        (whose cache the prefill does not touch until `_merge`) goes on."""
+        merged = len(self._running)
+        try:
             self._prefill(group)
+        except Exception as exc:
+            if len(self._running) != merged:  # failed inside `_merge`: the batch is unsound
+                raise
+            log.exception("prefill failed; failing the %d sequences of its group", len(group))
+            self._fail(group, exc)
 
     def _shared_prefix(self, group: list[Sequence]) -> tuple[int, Any]:
         """(length, per-layer KV) of a cached or newly computed prefix all prompts share."""
@@ -286,13 +317,19 @@ class DecodeScheduler:
                 layer.values = layer.values[:, :, start:]
 
     def _accept(self, seqs: list[Sequence], logits: Any) -> None:
+        """Sample and append one token per live sequence; a sequence whose sampling, grammar,
+        stop handling or emit raises ends with that error, the others go on."""
         for seq in seqs:
             if seq.aborted:
-                seq.abort()
+                self._isolated(seq, seq.abort)
         live = [s for s in seqs if s.finish_reason is None]
         if not live:
             return
         rows = [i for i, s in enumerate(seqs) if s.finish_reason is None]
         chosen = sample_next_tokens(logits[rows], live, self.grammars, self.token_text)
-        for seq, (token, logprob) in zip(live, chosen):
-            seq.append(token, self.eos_ids, logprob)
+        for seq, choice in zip(live, chosen):
+            if isinstance(choice, Exception):
+                self._failed(seq, choice)
+            else:
+                token, logprob = choice
+                self._isolated(seq, seq.append, token, self.eos_ids, logprob)

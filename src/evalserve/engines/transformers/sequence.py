@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from evalserve.engines.base import FinishReason, GenerationRequest, StreamDelta, TokenLogprob
+from evalserve.errors import EngineError, EvalserveError
 
 __all__ = ["Sequence"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -30,6 +34,8 @@ class Sequence:
     _text: str = ""
     _emitted: int = 0
     _logprobs_emitted: int = 0
+    _closed: bool = False
+    """True once the caller got its last item (the final delta or an error)."""
 
     @property
     def greedy(self) -> bool:
@@ -80,8 +86,8 @@ class Sequence:
 
     def _emit_safe(self) -> None:
         end = len(self._text)
-        if self.request.stop:
-            end -= max(len(s) for s in self.request.stop) - 1
+        if self.request.stop:  # hold back what could be the start of a stop string
+            end -= max(0, max(len(s) for s in self.request.stop) - 1)
         while end > self._emitted and self._text[end - 1] == "\ufffd":
             end -= 1
         if end > self._emitted:
@@ -109,6 +115,27 @@ class Sequence:
             )
         )
         self._emitted = len(text)
+        self._closed = True
+
+    def fail(self, exc: BaseException) -> None:
+        """End this sequence with `exc` delivered to its caller (the decode thread calls it
+        when anything of this sequence raised); the other sequences are not touched. A
+        non-evalserve exception reaches the caller as an `EngineError` (a 5xx envelope)."""
+        if self.finish_reason is None:
+            self.finish_reason = "abort"
+        if self._closed:  # the caller has its final delta already
+            return
+        self._closed = True
+        if not isinstance(exc, EvalserveError):
+            error = EngineError(f"the engine failed on this request ({type(exc).__name__}); "
+                                "see the server log")
+            error.__cause__ = exc
+            exc = error
+        try:
+            self.emit(exc)
+        except Exception:  # the caller cannot be told (its loop is gone): nothing more to do
+            log.exception("request %s: the error could not be delivered",
+                          self.request.request_id)
 
     def abort(self) -> None:
         """Finish now with `abort` (called by the decode thread when `aborted` is seen)."""
