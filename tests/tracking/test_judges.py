@@ -87,3 +87,13 @@ def test_metric_response_format_matches_mlflow_parser() -> None:
 
     assert _extract_score_and_justification(json.dumps({"score": 2, "justification": "ok"})) \
         == (2, "ok")
+
+
+def test_a_wide_integer_scale_is_a_range_not_a_huge_enum() -> None:
+    """Defect (issue 11, poison jobs): the response format listed every integer of the scale,
+    so `scale=(0, 10**9)` built a billion-element enum."""
+    fmt = metric_response_format(scale=(0, 10**9), max_justification_chars=50)
+    score = fmt["json_schema"]["schema"]["properties"]["score"]
+    assert score == {"type": "integer", "minimum": 0, "maximum": 10**9}
+    assert metric_response_format(scale=(0, 100))["json_schema"]["schema"]["properties"][
+        "score"]["enum"] == list(range(101))
