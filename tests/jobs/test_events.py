@@ -1,4 +1,5 @@
-"""follow_events: stored first, then live, each once, resuming after an id, recovering gaps."""
+"""follow_events: stored first, then live, each once, resuming after an id, recovering gaps,
+waiting out reads the store cannot serve."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from evalserve.errors import NotFoundError
+from evalserve.errors import NotFoundError, StorageFullError
 from evalserve.jobs.events import EventBus, follow_events
-from evalserve.jobs.models import Job, JobStatus
+from evalserve.jobs.models import Job, JobEvent, JobStatus
 from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.jobs.store import NewEvent, StatusChange
 from tests.waiting import wait_until
@@ -67,3 +68,51 @@ async def _ids(store: SQLiteJobStore, bus: EventBus, after: int = 0) -> list[int
 async def test_unknown_job(store: SQLiteJobStore) -> None:
     with pytest.raises(NotFoundError):
         await anext(follow_events(store, EventBus(), "nope"))
+
+
+class FlakyStore(SQLiteJobStore):
+    """The real store whose next `failing_reads` reads of events or of the job fail as a
+    locked or unreadable database does."""
+
+    failing_reads = 0
+    failed = 0
+
+    def _fault(self) -> None:
+        if self.failing_reads:
+            self.failing_reads -= 1
+            self.failed += 1
+            raise StorageFullError("the job store cannot be read right now (database is locked)")
+
+    async def events_after(self, job_id: str, after_id: int, limit: int = 500) -> list[JobEvent]:
+        self._fault()
+        return await super().events_after(job_id, after_id, limit)
+
+    async def get_job(self, job_id: str) -> Job:
+        self._fault()
+        return await super().get_job(job_id)
+
+
+async def test_the_stream_goes_on_while_reads_fail_for_a_while(tmp_path: Path) -> None:
+    """A failing store read inside the follow loop ended the SSE stream mid-way with an
+    error (a 500 to the client); the stream now waits and goes on with every event, once."""
+    store = FlakyStore(tmp_path / "flaky.db")
+    await store.open()
+    try:
+        await store.create_job(Job(id="j", status=JobStatus.RUNNING, rubric_name="r",
+                                   rubric={}, total=1, created_at=1.0), [("i0", {})])
+        bus = EventBus()
+        first = await store.commit(events=[NewEvent("j", "a", {})])
+        follower = asyncio.create_task(_ids(store, bus))
+        await wait_until(lambda: bus.subscribers("j") == 1, what="the follower subscribed")
+        store.failing_reads = 4
+        # Never published: the follower has to read them from the store, which fails first.
+        unpublished = await store.commit(events=[NewEvent("j", "b", {}), NewEvent("j", "c", {})])
+        await wait_until(lambda: store.failing_reads == 0 or follower.done(),
+                         what="four failed reads")
+        assert not follower.done(), f"the stream ended: {follower.exception()!r}"
+        final = await store.commit(events=[NewEvent("j", "done", {}, final=True)])
+        bus.publish(final)
+        assert await asyncio.wait_for(follower, 10) == [e.id for e in first + unpublished + final]
+        assert store.failed == 4
+    finally:
+        await store.close()

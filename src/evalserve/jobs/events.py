@@ -3,23 +3,33 @@
 Events are stored first (`JobStore.commit`), then published here to wake subscribers at once.
 A subscription replays stored events after the client's last id, then yields live ones; a
 missed live event (a slow subscriber whose queue overflowed) is re-read from the store, and a
-bounded poll of the store covers anything the bus could not deliver.
+bounded poll of the store covers anything the bus could not deliver. A read the store cannot
+serve for now (`StorageFullError`) is retried with backoff: the stream waits, it does not end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from functools import partial
+from typing import TypeVar
 
-from evalserve.errors import NotFoundError
+from evalserve.errors import NotFoundError, StorageFullError
 from evalserve.jobs.models import JobEvent
 from evalserve.jobs.store import JobStore
 
 __all__ = ["EventBus", "follow_events"]
 
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
 _QUEUE_SIZE = 1024
+#: Longest wait between two tries of a read the store could not serve.
+_MAX_BACKOFF = 5.0
 
 
 class EventBus:
@@ -59,7 +69,8 @@ async def follow_events(
 ) -> AsyncIterator[JobEvent]:
     """Every event of the job with id > `after_id`, each once and in order, stored ones first,
     then live ones; ends after the job's final event. Raises `NotFoundError` for an unknown job
-    (and ends quietly if the job expires while followed)."""
+    (and ends quietly if the job expires while followed). Once following, a read the store
+    cannot serve for now is retried, backing off from `poll_interval` to `_MAX_BACKOFF`."""
     # A finished job's final event is stored with its status: read the status, then the events.
     finished = (await store.get_job(job_id)).status.finished
     last = after_id
@@ -67,7 +78,8 @@ async def follow_events(
         while True:
             # Replay from the store: the first time, after a gap, and on the fallback poll.
             while True:
-                stored = await store.events_after(job_id, last)
+                stored = await _retrying(partial(store.events_after, job_id, last), job_id,
+                                         poll_interval)
                 for event in stored:
                     last = event.id
                     yield event
@@ -83,7 +95,9 @@ async def follow_events(
                         event = await queue.get()
                 except TimeoutError:
                     try:
-                        finished = (await store.get_job(job_id)).status.finished
+                        job = await _retrying(partial(store.get_job, job_id), job_id,
+                                               poll_interval)
+                        finished = job.status.finished
                     except NotFoundError:
                         return
                     break  # re-read the store
@@ -95,3 +109,15 @@ async def follow_events(
                 yield event
                 if event.final:
                     return
+
+
+async def _retrying(call: Callable[[], Awaitable[T]], job_id: str, first_delay: float) -> T:
+    """`call()` until the store serves it (only `StorageFullError` is retried)."""
+    delay = max(first_delay, 0.01)
+    while True:
+        try:
+            return await call()
+        except StorageFullError as exc:
+            log.warning("following job %s: %s; reading again in %.2g s", job_id, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(_MAX_BACKOFF, delay * 2)

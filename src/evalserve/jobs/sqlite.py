@@ -4,11 +4,17 @@ Every write goes through one writer thread (one connection, so writes never cont
 a small pool of reader threads, each with its own connection (WAL lets them read while the
 writer commits). The event loop only awaits futures. `synchronous=NORMAL` in WAL mode keeps a
 committed transaction across a process crash (only an OS crash can lose the last commits).
+
+Every transaction ends on every path: a statement or a COMMIT that fails is rolled back (and a
+connection that cannot roll back is dropped), so one failed write never blocks the next. A
+write the disk cannot take (`SQLITE_FULL`, `SQLITE_IOERR`, `database is locked`) raises
+`StorageFullError` (503); the `ResultWriter` keeps its rows and retries until space is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -18,8 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from evalserve.errors import ConflictError, NotFoundError
-from evalserve.jobs.models import Job, JobEvent, JobOptions, JobStatus, ResultRow
+from evalserve.errors import ConflictError, NotFoundError, StorageFullError
+from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
+from evalserve.jobs.schema import (
+    JOB_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    dumps,
+    job_from_row,
+    migrate,
+)
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
 
 __all__ = ["SQLiteJobStore"]
@@ -28,93 +42,40 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    rubric_name TEXT NOT NULL,
-    rubric TEXT NOT NULL,
-    options TEXT NOT NULL,
-    total INTEGER NOT NULL,
-    owner TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    completed INTEGER NOT NULL DEFAULT 0,
-    scored INTEGER NOT NULL DEFAULT 0,
-    unscored INTEGER NOT NULL DEFAULT 0,
-    errors INTEGER NOT NULL DEFAULT 0,
-    score_sum REAL NOT NULL DEFAULT 0,
-    batches INTEGER NOT NULL DEFAULT 0,
-    last_event_id INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
-CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
-CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at);
-CREATE TABLE IF NOT EXISTS items (
-    job_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    item_id TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (job_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS results (
-    job_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    item_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    score REAL,
-    record TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    event_id INTEGER,
-    PRIMARY KEY (job_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    job_id TEXT NOT NULL,
-    id INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    data TEXT NOT NULL,
-    final INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (job_id, id)
-) WITHOUT ROWID;
-"""
+#: SQLite's largest integer: ids beyond it match nothing (and would overflow the binding).
+_MAX_ID = 2**63 - 1
 
-#: `PRAGMA user_version` of the schema above. Version 1 (before owners, attempts and error
-#: counts) is migrated by adding those columns.
-SCHEMA_VERSION = 2
-_ADDED_IN_2 = {"owner": "TEXT", "attempts": "INTEGER NOT NULL DEFAULT 0",
-               "errors": "INTEGER NOT NULL DEFAULT 0"}
-
-_JOB_COLUMNS = ("id, status, rubric_name, rubric, options, total, owner, attempts, completed, "
-                "scored, unscored, errors, score_sum, batches, created_at, started_at, "
-                "finished_at, error")
+#: Primary result codes meaning "the storage cannot take this now", not "this write is wrong".
+_UNAVAILABLE = {sqlite3.SQLITE_FULL: "the disk holding DATA_DIR is full",
+                sqlite3.SQLITE_IOERR: "the disk holding DATA_DIR failed a read or write",
+                sqlite3.SQLITE_BUSY: "another process holds the database lock",
+                sqlite3.SQLITE_LOCKED: "another process holds the database lock",
+                sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened"}
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"], status=JobStatus(row["status"]), rubric_name=row["rubric_name"],
-        rubric=json.loads(row["rubric"]), options=JobOptions.from_dict(json.loads(row["options"])),
-        total=row["total"], owner=row["owner"], attempts=row["attempts"],
-        completed=row["completed"], scored=row["scored"], unscored=row["unscored"],
-        errors=row["errors"], score_sum=row["score_sum"], batches=row["batches"],
-        created_at=row["created_at"], started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        error=json.loads(row["error"]) if row["error"] else None,
-    )
+def _unavailable(exc: sqlite3.Error, writing: bool) -> StorageFullError | None:
+    """The `StorageFullError` for a storage fault (None for any other error)."""
+    why = _UNAVAILABLE.get(exc.sqlite_errorcode & 0xFF)
+    if why is None:
+        return None
+    if writing:
+        return StorageFullError(
+            f"the job store cannot write ({why}: {exc}); new jobs are refused until it can: "
+            "free space on that disk or stop the other process; running jobs pause and go on "
+            "by themselves once it writes again")
+    return StorageFullError(f"the job store cannot be read right now ({why}: {exc}); "
+                            "retry shortly")
 
 
 class SQLiteJobStore(JobStore):
-    """The embedded job store: `path` is the database file (created with its directory)."""
+    """The embedded job store: `path` is the database file (created with its directory).
 
-    def __init__(self, path: Path, *, readers: int = 2) -> None:
+    `busy_timeout`: seconds a write waits for another process's lock before it fails with
+    `StorageFullError`."""
+
+    def __init__(self, path: Path, *, readers: int = 2, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="jobs-sqlite-w")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="jobs-sqlite-r")
         self._local = threading.local()
@@ -127,34 +88,68 @@ class SQLiteJobStore(JobStore):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout,
+                                   check_same_thread=False, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
         return conn
 
+    def _drop(self, conn: sqlite3.Connection) -> None:
+        """Forget this thread's connection (the next call opens a fresh one)."""
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in one write transaction, ended on every path: a failing statement or COMMIT
+        (a full disk, a deferred constraint) is rolled back."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("a failed job store transaction could not be rolled back; "
+                                  "its connection is dropped")
+                    self._drop(conn)
+            raise
+        return out
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                out = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return out
+                return self._transaction(fn)
+            except sqlite3.Error as exc:
+                error = _unavailable(exc, writing=True)
+                if error is None:
+                    raise
+                raise error from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._readers, lambda: fn(self._conn()))
+        def run() -> T:
+            try:
+                return fn(self._conn())
+            except sqlite3.Error as exc:
+                error = _unavailable(exc, writing=False)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     async def open(self) -> None:
         if self._opened:
@@ -163,8 +158,8 @@ class SQLiteJobStore(JobStore):
 
         def create() -> None:
             conn = self._conn()
-            _migrate(conn)
-            conn.executescript(_SCHEMA)
+            migrate(conn)
+            conn.executescript(SCHEMA)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
         await asyncio.get_running_loop().run_in_executor(self._writer, create)
@@ -181,14 +176,14 @@ class SQLiteJobStore(JobStore):
     # -- jobs -------------------------------------------------------------------------------
 
     async def create_job(self, job: Job, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        rows = [(job.id, i, item_id, _dumps(data)) for i, (item_id, data) in enumerate(items)]
+        rows = [(job.id, i, item_id, dumps(data)) for i, (item_id, data) in enumerate(items)]
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO jobs (id, status, rubric_name, rubric, options, total, owner, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (job.id, job.status.value, job.rubric_name, _dumps(job.rubric),
-                 _dumps(job.options.to_dict()), job.total, job.owner, job.created_at),
+                (job.id, job.status.value, job.rubric_name, dumps(job.rubric),
+                 dumps(job.options.to_dict()), job.total, job.owner, job.created_at),
             )
             conn.executemany("INSERT INTO items (job_id, idx, item_id, data) VALUES (?, ?, ?, ?)",
                              rows)
@@ -197,14 +192,14 @@ class SQLiteJobStore(JobStore):
 
     async def get_job(self, job_id: str) -> Job:
         def get(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            return conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?",
+            return conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?",
                                 (job_id,)).fetchone()
 
         row = await self._read(get)
         if row is None:
             raise NotFoundError(f"no job {job_id!r}: it never existed or it expired "
                                 "(finished jobs are kept JOB_TTL_SECONDS)")
-        return _job(row)
+        return job_from_row(row)
 
     async def list_jobs(self, status: JobStatus | None = None, limit: int = 50, *,
                         owner: str | None = None) -> list[Job]:
@@ -218,26 +213,26 @@ class SQLiteJobStore(JobStore):
         clause = f"WHERE {' AND '.join(where)} " if where else ""
 
         def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {clause}"
+            return conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs {clause}"
                                 "ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
 
-        return [_job(r) for r in await self._read(select)]
+        return [job_from_row(r) for r in await self._read(select)]
 
     async def runnable_jobs(self, limit: int) -> list[Job]:
         def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY owner "
+                f"SELECT {JOB_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY owner "
                 "ORDER BY created_at) AS turn FROM jobs WHERE status = 'queued') "
                 "ORDER BY started_at IS NULL, turn, created_at LIMIT ?", (limit,)).fetchall()
 
-        return [_job(r) for r in await self._read(select)]
+        return [job_from_row(r) for r in await self._read(select)]
 
     async def requeue_interrupted(self, max_attempts: int | None = None) -> tuple[int, list[Job]]:
         def requeue(conn: sqlite3.Connection) -> tuple[int, list[Job]]:
             poisoned: list[Job] = []
             if max_attempts is not None:
-                poisoned = [_job(r) for r in conn.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'running' "
+                poisoned = [job_from_row(r) for r in conn.execute(
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' "
                     "AND attempts >= ?", (max_attempts,))]
             keep = [j.id for j in poisoned]
             marks = ",".join("?" * len(keep))
@@ -324,7 +319,7 @@ class SQLiteJobStore(JobStore):
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO results (job_id, idx, item_id, status, score, record, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (r.job_id, r.idx, r.item_id, r.status, r.score, _dumps(r.record), now))
+                    (r.job_id, r.idx, r.item_id, r.status, r.score, dumps(r.record), now))
                 if cur.rowcount == 0:
                     log.warning("job %s item %d already had a result; kept the first", r.job_id,
                                 r.idx)
@@ -346,7 +341,7 @@ class SQLiteJobStore(JobStore):
                 conn.execute(
                     "INSERT INTO events (job_id, id, type, data, final, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (e.job_id, event_id, e.type, _dumps(e.data), int(e.final), now))
+                    (e.job_id, event_id, e.type, dumps(e.data), int(e.final), now))
                 if e.announces:
                     conn.executemany(
                         "UPDATE results SET event_id = ? WHERE job_id = ? AND idx = ?",
@@ -358,7 +353,7 @@ class SQLiteJobStore(JobStore):
                     "finished_at = COALESCE(?, finished_at), error = COALESCE(?, error), "
                     "attempts = attempts + ? WHERE id = ?",
                     (s.status.value, s.started_at, s.finished_at,
-                     _dumps(s.error) if s.error else None,
+                     dumps(s.error) if s.error else None,
                      int(s.status is JobStatus.RUNNING), s.job_id))
             return stored
 
@@ -368,7 +363,7 @@ class SQLiteJobStore(JobStore):
         def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return conn.execute(
                 "SELECT id, type, data, final FROM events WHERE job_id = ? AND id > ? "
-                "ORDER BY id LIMIT ?", (job_id, after_id, limit)).fetchall()
+                "ORDER BY id LIMIT ?", (job_id, min(after_id, _MAX_ID), limit)).fetchall()
 
         return [JobEvent(job_id, r["id"], r["type"], json.loads(r["data"]), bool(r["final"]))
                 for r in await self._read(select)]
@@ -395,17 +390,3 @@ class SQLiteJobStore(JobStore):
 
         return await self._write(delete)
 
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database of an older schema version up to `SCHEMA_VERSION` (a new one is
-    created whole by `_SCHEMA`)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    has_jobs = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'").fetchone()
-    if version >= SCHEMA_VERSION or not has_jobs:
-        return
-    present = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
-    for column, decl in _ADDED_IN_2.items():
-        if column not in present:
-            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
-    log.info("job database migrated from schema version %d to %d", version, SCHEMA_VERSION)
