@@ -4,6 +4,13 @@
 `commit` is atomic: results, their counters, the events announcing them and a status change
 land together or not at all, so a crash never loses a stored result nor announces an unstored
 one.
+
+Storage faults: a store raises `StorageFullError` (503, `storage_unavailable`) when it cannot
+write or read for now (a full disk, a lock held by another process) and the same call may
+succeed later; any other exception means the call itself is wrong. A failed call changes
+nothing and leaves the store usable (every transaction is ended). Callers wait such faults out:
+the `ResultWriter` keeps its rows and retries, SSE streams retry their reads, and submissions
+answer 503 until the store writes again.
 """
 
 from __future__ import annotations
@@ -61,7 +68,8 @@ class JobStore(ABC):
 
     @abstractmethod
     async def create_job(self, job: Job, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Store a job and all its items in one transaction."""
+        """Store a job and all its items in one transaction (`StorageFullError` at once when
+        the store cannot write: nothing is stored)."""
 
     @abstractmethod
     async def get_job(self, job_id: str) -> Job:
@@ -117,11 +125,13 @@ class JobStore(ABC):
     ) -> list[JobEvent]:
         """Store results (updating the job counters), events and status changes atomically;
         return the stored events with their ids. A status change to `running` counts one
-        start attempt."""
+        start attempt. When it raises, nothing of it is stored: events built from these
+        results must not be published (the `ResultWriter` publishes only what this returns)."""
 
     @abstractmethod
     async def events_after(self, job_id: str, after_id: int, limit: int = 500) -> list[JobEvent]:
-        """Stored events of the job with id > `after_id`, by id."""
+        """Stored events of the job with id > `after_id`, by id (none for an id past every
+        event, however large)."""
 
     @abstractmethod
     async def records(self, job_id: str, after_idx: int = -1,
