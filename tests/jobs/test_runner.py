@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from evalserve.errors import ConflictError, EngineError, NotFoundError
+from evalserve.errors import ConflictError, EngineUnavailableError, NotFoundError
 from evalserve.jobs.models import Job, JobStatus, ResultRow
 from evalserve.jobs.store import NewEvent, StatusChange
+from tests.fakes import GatedEngine, ScriptedEngine, request_text
 from tests.jobs.helpers import (
     answer,
     batch_ids,
@@ -214,18 +217,19 @@ async def test_unparseable_answers_become_unscored_items(tmp_path: Path) -> None
     assert events[-1].data["unscored"] == 2 and events[-1].data["scored"] == 0
 
 
-async def test_engine_failure_fails_the_job_with_an_error_event(tmp_path: Path) -> None:
-    def broken(req):  # noqa: ANN001, ANN202
-        raise EngineError("the GPU fell off")
+async def test_a_gone_engine_fails_the_job_with_an_error_event(tmp_path: Path) -> None:
+    """The engine being gone (`EngineUnavailableError`) is a job-level cause: the job fails."""
+    def gone(req):  # noqa: ANN001, ANN202
+        raise EngineUnavailableError("the engine is closing")
 
-    async with running_service(tmp_path, engine(script=broken)) as service:
+    async with running_service(tmp_path, engine(script=gone)) as service:
         sub = await service.submit(items(3))
         events = await collect(service, sub.job.id)
         job = await service.get(sub.job.id)
     assert events[-1].type == "error" and events[-1].final
-    assert events[-1].data["error"] == {"message": "the GPU fell off", "type": "server_error",
-                                        "code": "engine_error"}
-    assert job.status is JobStatus.FAILED and job.error["code"] == "engine_error"
+    assert events[-1].data["error"] == {"message": "the engine is closing",
+                                        "type": "server_error", "code": "engine_unavailable"}
+    assert job.status is JobStatus.FAILED and job.error["code"] == "engine_unavailable"
 
 
 async def test_item_and_finish_hooks(tmp_path: Path) -> None:
@@ -296,3 +300,101 @@ async def test_answers_follow_the_scale(tmp_path: Path) -> None:
         events = await collect(service, sub.job.id)
     assert [r["nota"] for r in events[0].data["results"]] == [0, 5, 3]
     assert events[-1].data["mean_score"] == pytest.approx(8 / 3, abs=1e-3)
+
+
+async def test_the_scheduler_survives_store_errors(tmp_path: Path) -> None:
+    """Regression: `_schedule` had no error handling: one read error killed it and every later
+    job stayed queued (while POST /evaluate still answered 200). It logs, backs off, retries."""
+    async with running_service(tmp_path, engine(), start=False) as service:
+        real = service.store.runnable_jobs
+        calls = []
+
+        async def flaky(limit: int) -> list[Job]:
+            calls.append(limit)
+            if len(calls) <= 3:
+                raise sqlite3.OperationalError("disk I/O error")
+            return await real(limit)
+
+        waited: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            waited.append(seconds)
+            await asyncio.sleep(0)
+
+        service.store.runnable_jobs = flaky
+        service.runner.store_retry.sleep = sleep
+        await service.runner.start()
+        sub = await service.submit(items(3))
+        events = await collect(service, sub.job.id, timeout=10)
+    assert events[-1].type == "complete" and events[-1].data["completed"] == 3
+    assert len(calls) >= 4
+    assert len(waited) == 3 and waited == sorted(waited)  # backing off, longer each time
+
+
+async def test_another_owners_job_starts_when_max_concurrent_jobs_is_reached(
+        tmp_path: Path) -> None:
+    """Regression (fair scheduling): with MAX_CONCURRENT_JOBS running jobs of one owner, another
+    owner's job stayed queued behind all of them. An owner with nothing running gets one
+    started; the first owner's further jobs still wait."""
+    eng = GatedEngine(lambda r: answer(), capacity=4)
+    async with running_service(tmp_path, eng, max_concurrent_jobs=1) as service:
+        a1 = await service.submit(items(2), owner="a")
+        a2 = await service.submit(items(2), owner="a")
+        b1 = await service.submit(items(2), owner="b")
+        await wait_until(async_status(service, b1.job.id, JobStatus.RUNNING), timeout=5,
+                         what="b's job running")
+        assert (await service.get(a1.job.id)).status is JobStatus.RUNNING
+        assert (await service.get(a2.job.id)).status is JobStatus.QUEUED
+        eng.gate.set()
+        for sub in (a1, a2, b1):
+            assert (await collect(service, sub.job.id))[-1].type == "complete"
+
+
+class _Timed(ScriptedEngine):
+    """A fixed latency per item; remembers which job each request served (by its item id)."""
+
+    def __init__(self, latency: float, capacity: int) -> None:
+        super().__init__(lambda r: answer(), capacity=capacity, delay=latency)
+        self.in_flight_of: dict[str, int] = {}
+        self.peak_of: dict[str, int] = {}
+
+    async def generate(self, request):  # noqa: ANN001, ANN201
+        who = "small" if "llum S(" in request_text(request) else "big"
+        self.in_flight_of[who] = self.in_flight_of.get(who, 0) + 1
+        self.peak_of[who] = max(self.peak_of.get(who, 0), self.in_flight_of[who])
+        try:
+            return await super().generate(request)
+        finally:
+            self.in_flight_of[who] -= 1
+
+
+def _small_items(n: int) -> list[dict]:
+    return [{**item, "respuesta": f"Les plantes fan menjar amb la llum S({i})."}
+            for i, item in enumerate(items(n))]
+
+
+async def test_a_small_job_behind_another_owners_big_job_takes_at_most_twice_its_time(
+        tmp_path: Path) -> None:
+    """Regression (fair scheduling, benchmarks/fairness.py in small): jobs took engine slots
+    FIFO per job, so another caller's big job held the engine. Slots go round-robin across
+    owners: a 10-item job submitted behind a 400-item job of another owner gets half the
+    engine at once and finishes in at most twice its time alone."""
+    latency, capacity = 0.1, 4
+    eng = _Timed(latency, capacity)
+    async with running_service(tmp_path, eng, batch_size=10) as service:
+        await collect(service, (await service.submit(items(1), owner="b")).job.id)  # warm up
+        t0 = time.perf_counter()
+        alone = await service.submit(_small_items(10), owner="b")
+        await collect(service, alone.job.id)
+        alone_s = time.perf_counter() - t0
+        eng.peak_of.clear()
+        big = await service.submit(items(400), owner="a")
+        await wait_until(lambda: eng.in_flight_of.get("big") == capacity, what="big running")
+        t0 = time.perf_counter()
+        small = await service.submit(_small_items(10), owner="b")
+        await collect(service, small.job.id)
+        shared_s = time.perf_counter() - t0
+        assert (await service.get(big.job.id)).status is JobStatus.RUNNING
+        await service.cancel(big.job.id)
+    assert eng.peak_of["small"] == capacity // 2
+    assert shared_s <= 2 * alone_s, (shared_s, alone_s)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from evalserve.engines.base import Engine
+from evalserve.errors import error_body
 
 __all__ = ["JudgeKit", "Grader", "DEFAULT_RUBRIC"]
 
@@ -41,6 +42,15 @@ class Grader:
         r = self.rubric
         return {r.id_field or "id": item_id, r.score_field: None, r.feedback_field: None,
                 "status": "unscored", "reason": reason}
+
+    def error_record(self, item_id: str, exc: BaseException, attempts: int) -> dict[str, Any]:
+        """The record of an item whose grading failed `attempts` times (`status: "error"`):
+        the reason and the error envelope (`errors.error_body`) say why."""
+        body = error_body(exc)
+        r = self.rubric
+        return {r.id_field or "id": item_id, r.score_field: None, r.feedback_field: None,
+                "status": "error", "reason": body["message"], "error": body,
+                "attempts": attempts}
 
 
 class JudgeKit:

@@ -1,10 +1,19 @@
 """`JobRunner`: runs queued jobs, keeping the engine full, and stores every result before
 announcing it.
 
-- Up to `MAX_CONCURRENT_JOBS` jobs run at once; the others wait `queued`, oldest first (jobs
-  interrupted by a crash or a stop go first when the runner starts again).
+- Up to `MAX_CONCURRENT_JOBS` jobs run at once, and an owner with nothing running always gets
+  one started (`jobs/admission.py`); the others wait `queued`, round-robin across owners (jobs
+  interrupted by a crash or a stop go first when the runner starts again). A job that was
+  running when the process died `MAX_JOB_ATTEMPTS` times is failed instead of resumed.
 - Items of all running jobs share `engine.capacity` slots: a new item starts as soon as one
-  finishes (continuous refill, not fixed sequential batches). Jobs take slots in turn.
+  finishes (continuous refill, not fixed sequential batches). Slots go round-robin across
+  owners, then across their jobs (`jobs/slots.py`).
+- An item fails alone: transient engine errors are retried with backoff (`jobs/retry.py`),
+  then the item is stored with `status: "error"`. Only a job-level cause fails the job: the
+  rubric cannot be built, the engine is gone, the store keeps failing.
+- The scheduler survives store errors (it logs, backs off, retries); a job's final commit is
+  retried, and if it still fails it is retried at every scheduler pass (and the job, still
+  `running` in the store, is resumed at the next start).
 - Finished items go to one `ResultWriter` (`jobs/writer.py`) that stores them in group
   commits; every `BATCH_SIZE` results of a job become one `batch_complete` event, stored in the
   same transaction and then published. The last partial batch is sent before `complete`.
@@ -19,20 +28,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from evalserve.engines.base import Engine
-from evalserve.errors import ConflictError, EvalserveError, InvalidInputError, error_body
+from evalserve.errors import ConflictError, EngineUnavailableError
+from evalserve.jobs.admission import admit
 from evalserve.jobs.events import EventBus
-from evalserve.jobs.extensions import FinishHook, ItemHook, apply_item_hooks, finish_events
+from evalserve.jobs.execution import Execution
+from evalserve.jobs.extensions import FinishHook, ItemHook, apply_item_hooks
+from evalserve.jobs.finisher import JobFinisher
 from evalserve.jobs.grading import Grader, JudgeKit
-from evalserve.jobs.models import EventType, Job, JobStatus, ResultRow
+from evalserve.jobs.models import Job, JobStatus, ResultRow
 from evalserve.jobs.progress import ProgressTracker
-from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
+from evalserve.jobs.retry import RetryPolicy
+from evalserve.jobs.slots import FairSlots
+from evalserve.jobs.store import JobStore, PendingItem, StatusChange
 from evalserve.jobs.writer import JobBatches, ResultWriter
 
 __all__ = ["JobRunner", "RunnerConfig"]
@@ -40,6 +56,10 @@ __all__ = ["JobRunner", "RunnerConfig"]
 log = logging.getLogger(__name__)
 
 _ITEM_CHUNK = 256
+#: Queued jobs read past the free room, to find owners with nothing running.
+_OWNER_LOOKAHEAD = 64
+#: The scheduler's backoff after store errors stops doubling at this attempt (~16 s).
+_MAX_BACKOFF_STEP = 6
 
 
 @dataclass
@@ -51,6 +71,12 @@ class RunnerConfig:
     time_estimation_per_item: float = 2.0
     job_ttl_seconds: float = 3600
     cleanup_interval_seconds: float = 300
+    max_job_attempts: int = 3
+    item_retries: int = 3
+    item_retry_backoff_seconds: float = 0.5
+    store_retries: int = 3
+    """Retries of a runner's store read or final commit (not a setting)."""
+    store_retry_backoff_seconds: float = 0.5
 
     @classmethod
     def from_settings(cls, settings: Any) -> RunnerConfig:
@@ -58,36 +84,16 @@ class RunnerConfig:
                    max_concurrent_jobs=settings.max_concurrent_jobs,
                    time_estimation_per_item=settings.time_estimation_per_item,
                    job_ttl_seconds=settings.job_ttl_seconds,
-                   cleanup_interval_seconds=settings.cleanup_interval_seconds)
-
-
-@dataclass
-class _Execution:
-    """A job while this process runs it."""
-
-    job: Job
-    batches: JobBatches | None = None
-    tasks: set[asyncio.Task] = field(default_factory=set)
-    commits: set[asyncio.Future] = field(default_factory=set)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    cancelled: bool = False
-    failure: BaseException | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def last_batch(self) -> NewEvent | None:
-        """The `batch_complete` event of the results not announced yet, if any."""
-        return self.batches.take() if self.batches is not None else None
-
-    def stop(self) -> None:
-        self.stopping.set()
-        current = asyncio.current_task()
-        for task in list(self.tasks):
-            if task is not current:
-                task.cancel()
+                   cleanup_interval_seconds=settings.cleanup_interval_seconds,
+                   max_job_attempts=settings.max_job_attempts,
+                   item_retries=settings.item_retries,
+                   item_retry_backoff_seconds=settings.item_retry_backoff_seconds)
 
 
 class JobRunner:
-    """Schedules jobs from `store` onto the engine that `engine_provider` returns once ready."""
+    """Schedules jobs from `store` onto the engine that `engine_provider` returns once ready.
+
+    `sleep` and `rand` drive every backoff (tests pass instant ones)."""
 
     def __init__(
         self,
@@ -100,6 +106,8 @@ class JobRunner:
         item_hooks: Sequence[ItemHook] = (),
         finish_hooks: Sequence[FinishHook] = (),
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -108,15 +116,22 @@ class JobRunner:
         self.item_hooks = tuple(item_hooks)
         self.finish_hooks = tuple(finish_hooks)
         self.clock = clock
+        cfg = self.config
+        self.item_retry = RetryPolicy(cfg.item_retries, cfg.item_retry_backoff_seconds,
+                                      sleep, rand)
+        self.store_retry = RetryPolicy(cfg.store_retries, cfg.store_retry_backoff_seconds,
+                                       sleep, rand)
         self._engine_provider = engine_provider
         self.engine: Engine | None = None
         self.engine_error: BaseException | None = None
-        self._slots: asyncio.Semaphore | None = None
-        self._running: dict[str, _Execution] = {}
+        self.slots: FairSlots | None = None
+        self._running: dict[str, Execution] = {}
         self._job_tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._writer = ResultWriter(store, bus, on_stored=self._count_stored)
+        self.finisher = JobFinisher(store, bus, self._writer, finish_hooks=finish_hooks,
+                                    clock=clock, on_end=self._ended)
         self._background: list[asyncio.Task] = []
         self._active = 0
         # Throughput over the current busy period (any job running), for first estimates.
@@ -127,10 +142,14 @@ class JobRunner:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Requeue interrupted jobs, then start the scheduler, the writer and the sweeper."""
-        requeued, _ = await self.store.requeue_interrupted()
+        """Fail jobs interrupted `MAX_JOB_ATTEMPTS` times, requeue the other interrupted ones,
+        then start the scheduler, the writer and the sweeper."""
+        requeued, poisoned = await self.store.requeue_interrupted(self.config.max_job_attempts)
         if requeued:
             log.info("resuming %d interrupted job(s)", requeued)
+        for job in poisoned:
+            await self.finisher.fail_poisoned(job, self.config.max_job_attempts,
+                                              self.config.batch_size)
         self._active = await self.store.count_active()
         self._writer.start()
         self._background = [
@@ -152,9 +171,25 @@ class JobRunner:
         return self._active
 
     def notify_submitted(self) -> None:
-        """A job was stored `queued`: count it and wake the scheduler."""
+        """A job was stored `queued` (new or retried): count it and wake the scheduler."""
         self._active += 1
         self._wake.set()
+
+    async def check_engine(self) -> None:
+        """`EngineUnavailableError` when the engine failed to load, also in the moment after
+        the failure before the scheduler has seen it: while the engine is not known yet, the
+        provider is asked without waiting (still loading: fine, jobs queue meanwhile)."""
+        error = self.engine_error
+        if error is None and self.engine is None:
+            try:
+                async with asyncio.timeout(0):
+                    await self._engine_provider()
+            except TimeoutError:
+                return
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            raise EngineUnavailableError(f"the model failed to load ({error}); jobs cannot run")
 
     def seconds_per_item(self) -> float:
         """Wall seconds per finished item (any job) measured over the current or the last busy
@@ -174,74 +209,62 @@ class JobRunner:
             self.engine_error = exc
             log.error("job runner stopped: the engine is unavailable (%s)", exc)
             return
-        self._slots = asyncio.Semaphore(max(1, int(self.engine.capacity)))
+        self.slots = FairSlots(self.engine.capacity)
+        failures = 0
         while True:
             self._wake.clear()
-            async with self._lock:
-                free = self.config.max_concurrent_jobs - len(self._running)
-                if free > 0:
-                    jobs = await self.store.runnable_jobs(free + len(self._running))
-                    for job in jobs:
-                        if job.id in self._running or free <= 0:
-                            continue
-                        free -= 1
-                        ex = _Execution(job)
-                        self._running[job.id] = ex
-                        task = asyncio.create_task(self._run_job(ex), name=f"job-{job.id}")
-                        self._job_tasks.add(task)
-                        task.add_done_callback(self._job_tasks.discard)
+            try:
+                await self._schedule_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("the job scheduler failed (%d in a row); retrying after a "
+                              "backoff", failures)
+                await self.store_retry.pause(min(failures, _MAX_BACKOFF_STEP))
+                continue
             # asyncio.timeout, not wait_for: wait_for on 3.11 can lose a cancellation here.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
                     await self._wake.wait()
 
-    async def _acquire_slot(self, ex: _Execution) -> bool:
-        """Wait for an engine slot; False when the job stops first."""
-        assert self._slots is not None
-        if not self._slots.locked():
-            await self._slots.acquire()
-            return True
-        acquire = asyncio.ensure_future(self._slots.acquire())
-        stopping = asyncio.ensure_future(ex.stopping.wait())
-        try:
-            await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not acquire.done():
-                acquire.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await acquire
-        if acquire.done() and not acquire.cancelled():
-            if ex.stopping.is_set():
-                self._slots.release()
-                return False
-            return True
-        return False
+    async def _schedule_once(self) -> None:
+        await self.finisher.store_unfinished()
+        async with self._lock:
+            limit = self.config.max_concurrent_jobs
+            candidates = await self.store.runnable_jobs(
+                max(0, limit - len(self._running)) + len(self._running) + _OWNER_LOOKAHEAD)
+            for job in admit(candidates, [ex.job for ex in self._running.values()], limit):
+                ex = Execution(job)
+                self._running[job.id] = ex
+                task = asyncio.create_task(self._run_job(ex), name=f"job-{job.id}")
+                self._job_tasks.add(task)
+                task.add_done_callback(self._job_tasks.discard)
 
-    async def _run_job(self, ex: _Execution) -> None:
+    async def _run_job(self, ex: Execution) -> None:
         job = ex.job
         if self._busy_since is None:
             self._busy_since, self._busy_items = self.clock(), 0
         try:
-            assert self.engine is not None
+            assert self.engine is not None and self.slots is not None
             grader = self.kit.grader(self.engine, job.rubric)
-            now = self.clock()
-            await self.store.commit(status=[StatusChange(job.id, JobStatus.RUNNING,
-                                                         started_at=now)])
-            job.status = JobStatus.RUNNING
-            job.started_at = job.started_at or now
+            if not await self._mark_running(job):
+                return
             tracker = ProgressTracker(job.total, job.completed, job.started_at,
                                       self.config.time_estimation_per_item, clock=self.clock)
-            ex.batches = JobBatches(job, tracker, self.config.batch_size,
-                                    await self.store.unannounced_results(job.id))
+            ex.batches = JobBatches(job, tracker, self.config.batch_size, await self._read(
+                "reading unannounced results", lambda: self.store.unannounced_results(job.id)))
+            # Twice the slots: items being stored or backing off leave the job waiters for
+            # its fair share.
+            ex.room = asyncio.Semaphore(2 * self.slots.capacity)
             after = -1
             while not ex.stopping.is_set():
-                chunk = await self.store.pending_items(job.id, after, _ITEM_CHUNK)
+                chunk = await self._read("reading pending items", functools.partial(
+                    self.store.pending_items, job.id, after, _ITEM_CHUNK))
                 if not chunk:
                     break
                 for pending in chunk:
                     after = pending.idx
-                    if not await self._acquire_slot(ex):
+                    if not await ex.wait_room():
                         break
                     task = asyncio.create_task(self._grade(ex, grader, pending))
                     ex.tasks.add(task)
@@ -253,9 +276,9 @@ class JobRunner:
             if ex.failure is not None:
                 raise ex.failure
             if ex.cancelled:
-                await self._finish(ex, JobStatus.CANCELLED)
+                await self.finisher.finish(ex, JobStatus.CANCELLED)
             else:
-                await self._complete(ex)
+                await self.finisher.complete(ex)
         except asyncio.CancelledError:
             ex.stop()
             await asyncio.gather(*list(ex.tasks), return_exceptions=True)
@@ -265,10 +288,11 @@ class JobRunner:
             ex.stop()
             await asyncio.gather(*list(ex.tasks), return_exceptions=True)
             await asyncio.gather(*list(ex.commits), return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await self._finish(ex, JobStatus.FAILED, error=exc)
+            await self.finisher.finish(ex, JobStatus.FAILED, error=exc)
         finally:
             self._running.pop(job.id, None)
+            if self.slots is not None:
+                self.slots.forget(job.id)
             if not self._running and self._busy_since is not None:
                 if self._busy_items:
                     self._last_seconds_per_item = self.seconds_per_item()
@@ -276,17 +300,30 @@ class JobRunner:
             ex.done.set()
             self._wake.set()
 
-    async def _grade(self, ex: _Execution, grader: Grader, pending: PendingItem) -> None:
-        assert self._slots is not None and ex.batches is not None
+    async def _mark_running(self, job: Job) -> bool:
+        """Store the job `running`; False (it stays queued, tried again after a backoff)
+        when the store cannot."""
+        now = self.clock()
         try:
-            try:
-                status, score, record = await grader.grade(pending.data, pending.idx)
-            except InvalidInputError as exc:
-                # The engine refused this item (e.g. too long): the item is unscored, not the job.
-                status, score = "unscored", None
-                record = grader.failed_record(pending.item_id, exc.message)
-            finally:
-                self._slots.release()
+            await self._read(f"starting job {job.id}", lambda: self.store.commit(
+                status=[StatusChange(job.id, JobStatus.RUNNING, started_at=now)]))
+        except Exception:
+            log.exception("job %s could not be started; it stays queued", job.id)
+            await self.store_retry.pause(_MAX_BACKOFF_STEP)
+            return False
+        job.status = JobStatus.RUNNING
+        job.started_at = job.started_at or now
+        return True
+
+    async def _read(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        return await self.store_retry.run(what, fn)
+
+    async def _grade(self, ex: Execution, grader: Grader, pending: PendingItem) -> None:
+        assert ex.batches is not None and ex.room is not None
+        try:
+            assert self.slots is not None
+            status, score, record = await ex.grade(grader, pending, self.slots,
+                                                   self.item_retry)
             record = await apply_item_hooks(self.item_hooks, ex.job, pending.data, record)
             row = ResultRow(ex.job.id, pending.idx, pending.item_id, status,
                             score if status == "scored" else None, record)
@@ -296,66 +333,20 @@ class JobRunner:
             await asyncio.shield(future)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # job-level: the engine is gone or the store failed
             if ex.failure is None:
                 ex.failure = exc
             ex.stop()
+        finally:
+            ex.room.release()
 
     # -- storing and announcing --------------------------------------------------------------
 
     def _count_stored(self, n: int) -> None:
         self._busy_items += n
 
-    async def _publish(self, *args: Any, **kwargs: Any) -> None:
-        self.bus.publish(await self.store.commit(*args, **kwargs))
-
-    def _summary(self, job: Job, status: JobStatus) -> dict[str, Any]:
-        return {"job_id": job.id, "status": status.value, "total": job.total,
-                "completed": job.completed, "scored": job.scored, "unscored": job.unscored,
-                "mean_score": job.mean_score,
-                "elapsed_seconds": round(job.elapsed(self.clock()), 3)}
-
-    async def _complete(self, ex: _Execution) -> None:
-        last = ex.last_batch()
-        if last is not None:
-            await self._publish(events=[last])
-        hook_events = await self._run_finish_hooks(ex.job)
-        await self._finish(ex, JobStatus.COMPLETED, extra_events=hook_events)
-
-    async def _finish(self, ex: _Execution, status: JobStatus, *,
-                      error: BaseException | None = None,
-                      extra_events: list[NewEvent] | None = None) -> None:
-        job = ex.job
-        events = list(extra_events or [])
-        last = ex.last_batch()
-        if last is not None:
-            events.append(last)
-        job.finished_at = self.clock()
-        job.status = status
-        data = self._summary(job, status)
-        if status is JobStatus.FAILED:
-            body = error_body(error or EvalserveError("the job failed"))
-            job.error = body
-            final = NewEvent(job.id, EventType.ERROR, {"error": body, **data}, final=True)
-        else:
-            kind = EventType.COMPLETE if status is JobStatus.COMPLETED else EventType.CANCELLED
-            final = NewEvent(job.id, kind, data, final=True)
-        await self._publish(events=[*events, final], status=[StatusChange(
-            job.id, status, finished_at=job.finished_at, error=job.error)])
+    def _ended(self) -> None:
         self._active = max(0, self._active - 1)
-
-    async def _run_finish_hooks(self, job: Job) -> list[NewEvent]:
-        if not self.finish_hooks:
-            return []
-        records: list[dict[str, Any]] = []
-        after = -1
-        while True:
-            page = await self.store.records(job.id, after, 5000)
-            if not page:
-                break
-            records.extend(r for _, r in page)
-            after = page[-1][0]
-        return await finish_events(self.finish_hooks, job, records)
 
     # -- cancel and expiry -------------------------------------------------------------------
 
@@ -363,13 +354,15 @@ class JobRunner:
         """Cancel a queued or running job: in-flight items are aborted, results stored so far
         stay readable, subscribers get a final `cancelled` event. 409 for a finished job."""
         async with self._lock:
+            if job_id in self.finisher.unfinished:
+                raise ConflictError(f"job {job_id} has ended; its final state is being stored")
             ex = self._running.get(job_id)
             if ex is None:
                 job = await self.store.get_job(job_id)
                 if job.status.finished:
                     raise ConflictError(f"job {job_id} is already {job.status.value}; "
                                         "only queued or running jobs can be cancelled")
-                await self._finish(_Execution(job), JobStatus.CANCELLED)
+                await self.finisher.finish(Execution(job), JobStatus.CANCELLED, park=False)
                 return await self.store.get_job(job_id)
             ex.cancelled = True
             ex.stop()

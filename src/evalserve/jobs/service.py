@@ -1,4 +1,10 @@
-"""`JobService`: the job API used by the HTTP routes and the CLI (submit, follow, read, cancel).
+"""`JobService`: the job API used by the HTTP routes and the CLI (submit, follow, read, cancel,
+retry).
+
+Every job has an `owner` (the submitting caller's key id; None in single-user mode). Reads and
+changes take a `visible_to` owner: a job of anyone else is `NotFoundError`, worded like a job
+that does not exist, so ids cannot be probed; `visible_to=None` (admins, single-user mode, the
+CLI) sees every job. A caller may have at most `max_queued_jobs` queued jobs.
 
 The server builds it (with its hooks) in `evalserve.server.components`; the CLI builds its own.
 """
@@ -13,19 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from evalserve.engines.base import Engine
-from evalserve.errors import EngineUnavailableError, InvalidInputError
+from evalserve.errors import InvalidInputError, NotFoundError, RateLimitError
 from evalserve.jobs.events import EventBus, follow_events
 from evalserve.jobs.export import FORMATS, export_results
 from evalserve.jobs.extensions import FinishHook, ItemHook
 from evalserve.jobs.grading import JudgeKit
-from evalserve.jobs.models import Job, JobEvent, JobOptions, JobStatus
+from evalserve.jobs.models import EventType, Job, JobEvent, JobOptions, JobStatus
 from evalserve.jobs.progress import estimate_seconds
 from evalserve.jobs.runner import JobRunner, RunnerConfig
 from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.jobs.store import JobStore
 from evalserve.jobs.validation import validate_items
 
-__all__ = ["JobService", "Submission", "database_path"]
+__all__ = ["JobService", "Submission", "database_path", "not_found"]
 
 DB_NAME = "evalserve.db"
 
@@ -33,6 +39,22 @@ DB_NAME = "evalserve.db"
 def database_path(data_dir: Path) -> Path:
     """Where the job database lives under `DATA_DIR`."""
     return Path(data_dir) / DB_NAME
+
+
+def not_found(job_id: str) -> NotFoundError:
+    """The 404 of a job that does not exist, or that the caller may not see (the same)."""
+    return NotFoundError(f"no job {job_id!r}: it never existed or it expired "
+                         "(finished jobs are kept JOB_TTL_SECONDS)")
+
+
+def superseded(event: JobEvent) -> bool:
+    """A final event of an earlier run of a retried job (stored, but no longer final)."""
+    if event.final:
+        return False
+    if event.type in (EventType.COMPLETE, EventType.CANCELLED):
+        return True
+    return (event.type == EventType.ERROR and "hook" not in event.data
+            and event.data.get("status") == JobStatus.FAILED.value)
 
 
 @dataclass
@@ -47,7 +69,8 @@ class JobService:
     """Jobs over one store, one runner and one event bus.
 
     `item_hooks` and `finish_hooks` go to the runner (see `evalserve.jobs.extensions`);
-    `runner_options` are further `JobRunner` keyword arguments (e.g. `clock`).
+    `runner_options` are further `JobRunner` keyword arguments (e.g. `clock`, `sleep`);
+    `max_queued_jobs`: most queued jobs per owner (None: no cap).
     """
 
     def __init__(
@@ -61,6 +84,7 @@ class JobService:
         max_items: int = 100_000,
         max_field_chars: int = 20_000,
         poll_interval: float = 1.0,
+        max_queued_jobs: int | None = None,
         item_hooks: Sequence[ItemHook] = (),
         finish_hooks: Sequence[FinishHook] = (),
         runner_options: dict[str, Any] | None = None,
@@ -75,6 +99,8 @@ class JobService:
         self.max_items = max_items
         self.max_field_chars = max_field_chars
         self.poll_interval = poll_interval
+        self.max_queued_jobs = max_queued_jobs
+        self._submitting: dict[str | None, int] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, engine: Engine,
@@ -92,7 +118,8 @@ class JobService:
                    engine_provider or ready, RunnerConfig.from_settings(settings),
                    max_items=settings.max_items_per_job,
                    max_field_chars=settings.max_field_chars,
-                   poll_interval=settings.sse_polling_interval, **kwargs)
+                   poll_interval=settings.sse_polling_interval,
+                   max_queued_jobs=settings.max_queued_jobs_per_caller, **kwargs)
 
     async def start(self) -> None:
         await self.store.open()
@@ -113,12 +140,12 @@ class JobService:
         *,
         metrics: list[str] | None = None,
         track: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> Submission:
-        """Validate everything, then store the job and its items in one transaction and queue
-        it. Nothing is stored when any item is invalid."""
-        if self.runner.engine_error is not None:
-            raise EngineUnavailableError(
-                f"the model failed to load ({self.runner.engine_error}); jobs cannot run")
+        """Validate everything, then store the job of `owner` and its items in one
+        transaction and queue it. Nothing is stored when any item is invalid, when the engine
+        failed to load (503), or when `owner` already has `max_queued_jobs` queued (429)."""
+        await self.runner.check_engine()
         if metrics is not None and not (isinstance(metrics, list)
                                         and all(isinstance(m, str) for m in metrics)):
             raise InvalidInputError("metrics must be a list of metric names")
@@ -135,33 +162,76 @@ class JobService:
         job = Job(
             id=str(uuid.uuid4()), status=JobStatus.QUEUED, rubric_name=name, rubric=rubric_dump,
             total=len(checked), options=JobOptions(metrics=list(metrics or []), track=track),
-            created_at=time.time(),
+            owner=owner, created_at=time.time(),
         )
-        await self.store.create_job(job, checked)
+        # Submissions in progress count as queued, so concurrent ones cannot pass the cap.
+        self._submitting[owner] = self._submitting.get(owner, 0) + 1
+        try:
+            await self._check_queue(owner)
+            await self.store.create_job(job, checked)
+        finally:
+            self._submitting[owner] -= 1
+            if not self._submitting[owner]:
+                del self._submitting[owner]
         self.runner.notify_submitted()
         eta = estimate_seconds(job.total, self.runner.seconds_per_item())
         return Submission(job, eta)
 
-    async def get(self, job_id: str) -> Job:
-        return await self.store.get_job(job_id)
+    async def _check_queue(self, owner: str | None) -> None:
+        if self.max_queued_jobs is None:
+            return
+        queued = await self.store.count_queued(owner)
+        if queued + self._submitting.get(owner, 1) - 1 >= self.max_queued_jobs:
+            raise RateLimitError(
+                f"you already have {queued} queued job(s), the most allowed "
+                f"(MAX_QUEUED_JOBS_PER_CALLER={self.max_queued_jobs}); wait for one to start "
+                "or cancel one (DELETE /jobs/{id}), then submit again", retry_after=5)
 
-    async def list(self, status: JobStatus | None = None, limit: int = 50) -> list[Job]:
-        return await self.store.list_jobs(status, limit)
+    async def get(self, job_id: str, *, visible_to: str | None = None) -> Job:
+        """The job; `NotFoundError` if it does not exist or `visible_to` does not own it."""
+        try:
+            job = await self.store.get_job(job_id)
+        except NotFoundError:
+            raise not_found(job_id) from None
+        if visible_to is not None and job.owner != visible_to:
+            raise not_found(job_id)
+        return job
 
-    async def cancel(self, job_id: str) -> Job:
+    async def list(self, status: JobStatus | None = None, limit: int = 50, *,
+                   visible_to: str | None = None) -> list[Job]:
+        """Jobs newest first (only those of `visible_to` when given)."""
+        return await self.store.list_jobs(status, limit, owner=visible_to)
+
+    async def cancel(self, job_id: str, *, visible_to: str | None = None) -> Job:
+        await self.get(job_id, visible_to=visible_to)
         return await self.runner.cancel(job_id)
 
+    async def retry(self, job_id: str, *, unscored: bool = False,
+                    visible_to: str | None = None) -> Job:
+        """Grade a finished job's `error` items again (and its `unscored` ones with
+        `unscored`): their new results replace the old ones, the job is queued again and its
+        stream goes on with new batches and a new final event. `ConflictError` (409) while the
+        job is queued or running, or when it has no such item."""
+        await self.get(job_id, visible_to=visible_to)
+        await self.store.retry_items(job_id, unscored=unscored)
+        self.runner.notify_submitted()
+        return await self.store.get_job(job_id)
+
     async def follow(self, job_id: str, after_id: int = 0) -> AsyncIterator[JobEvent]:
-        """The job's events after `after_id`, stored then live, until its final event."""
+        """The job's events after `after_id`, stored then live, until its final event. The
+        final events of earlier runs of a retried job are left out (the stream ends once, at
+        the current run's end)."""
         async for event in follow_events(self.store, self.bus, job_id, after_id,
                                          poll_interval=self.poll_interval):
-            yield event
+            if not superseded(event):
+                yield event
 
-    async def export(self, job_id: str, fmt: str) -> tuple[Job, AsyncIterator[str]]:
+    async def export(self, job_id: str, fmt: str, *,
+                     visible_to: str | None = None) -> tuple[Job, AsyncIterator[str]]:
         """The job and its results as text chunks in `fmt` (json, jsonl, csv)."""
         if fmt not in FORMATS:
             raise InvalidInputError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
-        job = await self.store.get_job(job_id)
+        job = await self.get(job_id, visible_to=visible_to)
         chunks = export_results(self.store, job, fmt)
         return job, chunks
 

@@ -66,12 +66,12 @@ def test_evaluate_response_points_at_the_stream() -> None:
 
 
 def test_job_view_counts_timings_and_urls() -> None:
-    view = JobView.of(job(completed=3, scored=2, unscored=1, score_sum=7.0,
+    view = JobView.of(job(completed=4, scored=2, unscored=1, errors=1, score_sum=7.0,
                           created_at=0.0, started_at=10.0, finished_at=None,
                           options=JobOptions(metrics=["rouge"], track={"experiment": "e"})),
                       now=12.34567)
-    assert view.counts.model_dump() == {"total": 4, "completed": 3, "scored": 2, "unscored": 1,
-                                        "percentage": 75.0}
+    assert view.counts.model_dump() == {"total": 4, "completed": 4, "scored": 2, "unscored": 1,
+                                        "errors": 1, "percentage": 100.0}
     assert view.timings.created_at == "1970-01-01T00:00:00+00:00"
     assert view.timings.started_at == "1970-01-01T00:00:10+00:00"
     assert view.timings.finished_at is None

@@ -103,13 +103,12 @@ async def test_evaluate_refuses_jobs_when_the_model_failed_to_load(settings: Set
     assert listed == {"jobs": []}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: POST /evaluate checks only the runner's engine_error, which the runner sets a few "
-    "event-loop steps after the app's (AppState.engine_error); a job submitted in between is "
-    "stored and answered 200, but the runner has stopped, so it stays queued forever (and "
-    "/health counts it in active_jobs)"))
 async def test_a_job_submitted_as_the_load_fails_is_refused_not_queued_forever(
         settings: Settings) -> None:
+    """Regression: POST /evaluate right after a failed model load was stored and stayed queued
+    forever: it checked only the runner's engine_error, which the runner sets a few event-loop
+    steps after the app's (AppState.engine_error); the service now asks the engine provider
+    itself while the runner has no engine yet."""
     app = build_app(settings, engine=FailingEngine(script=lambda r: answer()))
     async with app.router.lifespan_context(app), _client(app) as client:
         await app.state.evalserve.engine_ready.wait()  # the load has failed

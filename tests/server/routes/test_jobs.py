@@ -32,7 +32,7 @@ async def test_get_job_shows_counts_timings_rubric_and_mean(settings: Settings) 
     assert (view["job_id"], view["status"], view["rubric"]) == (job_id, "completed",
                                                                 "teacher-eval-ca")
     assert view["counts"] == {"total": 2, "completed": 2, "scored": 2, "unscored": 0,
-                              "percentage": 100.0}
+                              "errors": 0, "percentage": 100.0}
     assert view["mean_score"] == 3.0 and view["error"] is None
     assert view["timings"]["finished_at"] is not None and view["timings"]["elapsed_seconds"] >= 0
     assert (view["stream_url"], view["results_url"]) == (f"/stream/{job_id}",

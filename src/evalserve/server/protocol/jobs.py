@@ -55,10 +55,14 @@ class EvaluateResponse(BaseModel):
 
 
 class JobCounts(BaseModel):
+    """Items in all (`total`), with a result (`completed` = `scored + unscored + errors`)."""
+
     total: int
     completed: int
     scored: int
     unscored: int
+    errors: int = Field(description="Items whose grading failed after its retries "
+                                    "(`POST /jobs/{id}/retry` grades them again)")
     percentage: float
 
 
@@ -94,7 +98,7 @@ class JobView(BaseModel):
         return cls(
             job_id=job.id, status=job.status.value, rubric=job.rubric_name,
             counts=JobCounts(total=job.total, completed=job.completed, scored=job.scored,
-                             unscored=job.unscored, percentage=pct),
+                             unscored=job.unscored, errors=job.errors, percentage=pct),
             timings=JobTimings(created_at=_iso(job.created_at) or "",
                                started_at=_iso(job.started_at),
                                finished_at=_iso(job.finished_at),

@@ -1,0 +1,96 @@
+"""`Execution`: a job while this process runs it: its item tasks, pending commits, stop, and
+the grading of one item (an engine slot per attempt, transient failures retried, then an
+`error` record: the item fails alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalserve.errors import InvalidInputError
+from evalserve.jobs.grading import Grader
+from evalserve.jobs.models import Job
+from evalserve.jobs.retry import RetryPolicy, engine_gone, is_transient
+from evalserve.jobs.slots import FairSlots
+from evalserve.jobs.store import PendingItem
+from evalserve.jobs.writer import JobBatches
+
+__all__ = ["Execution"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Execution:
+    """A job while this process runs it."""
+
+    job: Job
+    batches: JobBatches | None = None
+    room: asyncio.Semaphore | None = None
+    """Bounds the job's live item tasks (waiting for a slot, graded, or backing off)."""
+    tasks: set[asyncio.Task] = field(default_factory=set)
+    commits: set[asyncio.Future] = field(default_factory=set)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False
+    failure: BaseException | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+
+    async def wait_room(self) -> bool:
+        """Wait until the job may start another item task; False when it stops first."""
+        assert self.room is not None
+        if not self.room.locked():
+            await self.room.acquire()
+            return True
+        acquire = asyncio.ensure_future(self.room.acquire())
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not acquire.done():
+                acquire.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acquire
+        if acquire.done() and not acquire.cancelled():
+            if self.stopping.is_set():
+                self.room.release()
+                return False
+            return True
+        return False
+
+    async def grade(self, grader: Grader, pending: PendingItem, slots: FairSlots,
+                    retry: RetryPolicy) -> tuple[str, float | None, dict[str, Any]]:
+        """Grade one item, retrying transient failures; `(status, score, record)`, where an
+        item that still fails is an `error` record. Holds an engine slot only while grading
+        (not while backing off). A gone engine raises: that fails the job."""
+        owner, job_id = self.job.owner, self.job.id
+        attempt = 0
+        while True:
+            await slots.acquire(owner, job_id)
+            try:
+                return await grader.grade(pending.data, pending.idx)
+            except InvalidInputError as exc:
+                # The engine refused this item (e.g. too long): the item is unscored, not the job.
+                return "unscored", None, grader.failed_record(pending.item_id, exc.message)
+            except Exception as exc:
+                if engine_gone(exc):
+                    raise
+                error = exc
+            finally:
+                slots.release(owner, job_id)
+            attempt += 1
+            if not is_transient(error) or attempt > retry.retries:
+                log.warning("job %s item %s failed after %d attempt(s): %s", job_id,
+                            pending.item_id, attempt, error)
+                return "error", None, grader.error_record(pending.item_id, error, attempt)
+            await retry.pause(attempt, error)
