@@ -116,3 +116,71 @@ def test_a_seed_reproduces_the_samples_and_another_seed_differs() -> None:
 
     assert run(7) == run(7)
     assert run(7) != run(8)
+
+
+def test_a_tiny_repetition_penalty_keeps_the_logits_finite() -> None:
+    """Defect: `"repetition_penalty": 1e-300` is 0 in float32: the seen positive logits were
+    divided by zero (inf, then NaN under softmax) and torch.multinomial raised on the decode
+    thread. The penalty is applied in float64 and clamped to float32's range."""
+    logits = torch.tensor([[2.0, 1.5, -1.0, 0.0]])
+    chosen = sample_next_tokens(
+        logits, [seq(prompt_ids=[0, 2], repetition_penalty=1e-300, temperature=0.7, seed=1,
+                     logprobs=4)], None, text)
+    ((token, entry),) = chosen
+    assert torch.isfinite(logits).all()  # modified in place: the seen ones are huge, finite
+    assert logits[0, 0] == torch.finfo(torch.float32).max and logits[0, 2] <= 0
+    assert token == 0  # 2.0 / 1e-300 dominates
+    assert entry.logprob == 0.0 and all(v <= 0 for _, v in entry.top)
+
+
+def test_a_tiny_temperature_over_large_logits_samples_the_best_token() -> None:
+    """Defect: logits / temperature overflowed to inf for a small temperature; the row is
+    shifted by its maximum first, so the best token gets probability 1."""
+    big = [[3e38, 1e38, -3e38]]
+    assert set(draws(big[0], n=20, temperature=0.01)) == {0}
+
+
+def test_a_failing_row_is_its_own_result_and_the_others_are_chosen() -> None:
+    bad = seq(temperature=1.0, seed=0)
+    bad.request.temperature = float("nan")  # got past validation
+    logits = [[0.0, 5.0, 1.0], [4.0, 0.0, 1.0], [0.0, 1.0, 6.0]]
+    chosen = choose(logits, seq(), bad, seq(logprobs=1))
+    assert chosen[0] == (1, None)
+    assert isinstance(chosen[1], RuntimeError) and "nan" in str(chosen[1])
+    token, entry = chosen[2]
+    assert token == 2 and entry.top[0][0] == text(2)
+
+
+class MaskAllBut:
+    """A grammar allowing only `allowed` tokens (what xgrammar's bitmask does: -inf logits)."""
+
+    def __init__(self, allowed: set[int]) -> None:
+        self.allowed = allowed
+
+    def allocate_bitmask(self, rows: int) -> Any:
+        return None
+
+    def apply_bitmask(self, logits: Any, bitmask: Any, indices: list[int]) -> None:
+        for i in indices:
+            for t in range(logits.shape[1]):
+                if t not in self.allowed:
+                    logits[i, t] = float("-inf")
+
+
+class Matcher:
+    def fill_next_token_bitmask(self, bitmask: Any, row: int) -> None:
+        pass
+
+
+def test_masked_tokens_are_never_top_alternatives() -> None:
+    """Defect: under a constraint, tokens the grammar masks have logprob -inf; with fewer
+    allowed tokens than `logprobs` asked for, they were returned as alternatives and the
+    response carried `-Infinity` (not JSON)."""
+    s = seq(logprobs=5)
+    s.matcher = Matcher()
+    ((token, entry),) = sample_next_tokens(torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]), [s],
+                                           MaskAllBut({1, 3}), text)  # type: ignore[arg-type]
+    assert token == 3
+    assert [t for t, _ in entry.top] == [text(3), text(1)]
+    assert all(v > float("-inf") for _, v in entry.top)
+    assert entry.logprob == pytest.approx(float(torch.log_softmax(torch.tensor([1.0, 3.0]), 0)[1]))

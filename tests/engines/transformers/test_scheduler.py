@@ -7,11 +7,8 @@ tests check the same on the bundled model, through the engine."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,54 +18,14 @@ from evalserve.engines.transformers.scheduler import DecodeScheduler
 from evalserve.errors import EngineError
 from tests.engines.conftest import start_engine
 from tests.engines.transformers.tiny import (
-    VOCAB,
-    CharTokenizer,
+    Recorder,
     decode,
     greedy_reference,
+    prompt,
+    scheduler,
     sequence,
 )
 from tests.waiting import wait_for
-
-
-class Recorder:
-    """The model, recording each forward call as (kind, rows, width); `before(n)` runs on the
-    decode thread before call n (1-based)."""
-
-    def __init__(self, model: Any, before: Callable[[int], None] | None = None) -> None:
-        self.model = model
-        self.before = before
-        self.calls: list[tuple[str, int, int]] = []
-        self._count = 0
-
-    @property
-    def device(self) -> Any:
-        return self.model.device
-
-    def __call__(self, **kwargs: Any) -> Any:
-        self._count += 1
-        if self.before is not None:
-            self.before(self._count)
-        kind = ("prefix" if "attention_mask" not in kwargs
-                else "prefill" if "logits_to_keep" in kwargs else "step")
-        rows, width = kwargs["input_ids"].shape
-        self.calls.append((kind, rows, width))
-        return self.model(**kwargs)
-
-
-@contextlib.contextmanager
-def scheduler(model: Any, **options: Any) -> Iterator[DecodeScheduler]:
-    options = {"capacity": 8, "eos_ids": frozenset(), "grammars": None, "prefix_caching": False,
-               "gather_seconds": 0.5, **options}
-    sched = DecodeScheduler(model, CharTokenizer(), **options)
-    try:
-        yield sched
-    finally:
-        sched.close()
-
-
-def prompt(length: int, seed: int) -> list[int]:
-    rng = random.Random(seed)
-    return [rng.randrange(1, VOCAB) for _ in range(length)]
 
 
 def steps(rows: int, count: int) -> list[tuple[str, int, int]]:

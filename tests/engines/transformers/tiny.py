@@ -4,11 +4,14 @@ what they emit, and plain greedy decoding to compare the scheduler against."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from evalserve.engines.base import GenerationRequest, StreamDelta
+from evalserve.engines.transformers.scheduler import DecodeScheduler
 from evalserve.engines.transformers.sequence import Sequence
 
 VOCAB = 96
@@ -90,3 +93,44 @@ def greedy_reference(model: Any, prompt_ids: list[int], max_tokens: int) -> list
             logits = model(input_ids=torch.tensor([prompt_ids + out])).logits[0, -1]
             out.append(int(logits.argmax()))
     return out
+
+
+class Recorder:
+    """The model, recording each forward call as (kind, rows, width); `before(n)` runs on the
+    decode thread before call n (1-based)."""
+
+    def __init__(self, model: Any, before: Callable[[int], None] | None = None) -> None:
+        self.model = model
+        self.before = before
+        self.calls: list[tuple[str, int, int]] = []
+        self._count = 0
+
+    @property
+    def device(self) -> Any:
+        return self.model.device
+
+    def __call__(self, **kwargs: Any) -> Any:
+        self._count += 1
+        if self.before is not None:
+            self.before(self._count)
+        kind = ("prefix" if "attention_mask" not in kwargs
+                else "prefill" if "logits_to_keep" in kwargs else "step")
+        rows, width = kwargs["input_ids"].shape
+        self.calls.append((kind, rows, width))
+        return self.model(**kwargs)
+
+
+@contextlib.contextmanager
+def scheduler(model: Any, **options: Any) -> Iterator[DecodeScheduler]:
+    options = {"capacity": 8, "eos_ids": frozenset(), "grammars": None, "prefix_caching": False,
+               "gather_seconds": 0.5, **options}
+    sched = DecodeScheduler(model, CharTokenizer(), **options)
+    try:
+        yield sched
+    finally:
+        sched.close()
+
+
+def prompt(length: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randrange(1, VOCAB) for _ in range(length)]
