@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     """Most texts (or pairs) in one metrics request."""
     item_rate_limit: str = "100000/hour"
     """Items a caller may submit to `POST /evaluate` per window, e.g. `100000/hour`."""
+    predict_rate_limit: str = "100000/hour"
+    """Prompts a caller may send to `/predict` and `/generate` per window (seed 003 graders
+    may push every question at once, so this is not the `/v1` model tier)."""
+    max_predict_prompts: int = Field(10_000, ge=1)
+    """Most prompts in one batch `/predict` (`BATCH_MODE=1`)."""
     text_rate_limit: str = "100000/hour"
     """Texts a caller may send to the metrics routes per window."""
     tokens_per_minute: int = Field(0, ge=0)

@@ -133,7 +133,7 @@ def test_check_prompts_caps_a_batch_at_max_prompts() -> None:
         check_prompts(["a"] * 4, batch_mode=True, max_chars=10, max_prompts=3)
     assert info.value.status == 413
     assert info.value.message == ("4 prompts in one request; the limit is 3 "
-                                  "(MAX_PROMPTS_PER_REQUEST): split the list into several "
+                                  "(MAX_PREDICT_PROMPTS): split the list into several "
                                   "requests")
 
 

@@ -11,8 +11,8 @@ from evalserve.jobs.models import JobStatus
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
 
 SEAM = {"create_job", "get_job", "list_jobs", "runnable_jobs", "requeue_interrupted",
-        "count_active", "count_queued", "retry_items", "pending_items", "unannounced_results", "commit", "events_after",
-        "records", "delete_expired"}
+        "count_active", "count_queued", "retry_items", "pending_items", "unannounced_results",
+        "commit", "events_after", "records", "delete_expired"}
 
 
 def test_a_new_event_is_not_final_and_announces_nothing() -> None:

@@ -205,7 +205,7 @@ def check_prompts(prompt: object, *, batch_mode: bool, max_chars: int,
         if max_prompts is not None and len(prompt) > max_prompts:
             raise PayloadTooLargeError(
                 f"{len(prompt)} prompts in one request; the limit is {max_prompts} "
-                "(MAX_PROMPTS_PER_REQUEST): split the list into several requests"
+                "(MAX_PREDICT_PROMPTS): split the list into several requests"
             )
         prompts = list(prompt)
     elif prompt is None:

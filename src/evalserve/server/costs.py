@@ -3,7 +3,8 @@
 Caps answer 413 naming the limit and its setting (`MAX_PROMPTS_PER_REQUEST`,
 `MAX_SEQUENCES_PER_REQUEST`, `MAX_TEXTS_PER_REQUEST`). Charges go to the app's
 `RateLimiter` (`server/ratelimit.py`) under `Caller.identity`: prompts per model on `/v1`,
-`/predict` and `/generate`, items on `/evaluate`, texts on the metrics routes. Refusals are
+prompts on `/predict` and `/generate` (`PREDICT_RATE_LIMIT`), items on `/evaluate`, texts on
+the metrics routes. Refusals are
 counted in Prometheus (`text_rate_limited_requests` per model,
 `evalserve_rate_limited_requests` per kind).
 """
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from evalserve.server.auth import Caller
     from evalserve.server.state import AppState
 
-__all__ = ["check_count", "charge_prompts", "charge_items", "charge_texts"]
+__all__ = ["check_count", "charge_prompts", "charge_predict", "charge_items", "charge_texts"]
 
 
 def check_count(count: int, limit: int, what: str, setting: str) -> None:
@@ -45,6 +46,14 @@ async def charge_prompts(state: AppState, caller: Caller, model: str, cost: int)
         if telemetry is not None:
             telemetry.rate_limited.labels(model).inc()
         raise
+
+
+async def charge_predict(state: AppState, caller: Caller, count: int) -> None:
+    """Charge `count` prompts of `/predict` or `/generate` (`PREDICT_RATE_LIMIT`; 429 when
+    over)."""
+    limiter = state.components.rate_limiter
+    if limiter is not None:
+        await _counted(state, "predict", limiter.hit_predict(caller.identity, count))
 
 
 async def charge_items(request: Request, count: int) -> None:

@@ -167,6 +167,7 @@ class RateLimiter:
 
     def __init__(self, storage: Any = None, overrides: dict[str, str] | None = None, *,
                  item_limit: str = "100000/hour", text_limit: str = "100000/hour",
+                 predict_limit: str = "100000/hour",
                  tokens_per_minute: int = 0, max_buckets: int = 100_000) -> None:
         """`storage`: a `limits.aio` storage (Redis), or None for windows in this process."""
         self.storage = storage
@@ -179,12 +180,14 @@ class RateLimiter:
         self.overrides = overrides or {}
         self.item_limit = _parse(item_limit, "ITEM_RATE_LIMIT")
         self.text_limit = _parse(text_limit, "TEXT_RATE_LIMIT")
+        self.predict_limit = _parse(predict_limit, "PREDICT_RATE_LIMIT")
         self.tokens_per_minute = tokens_per_minute
         self._items: dict[str, RateLimitItem] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
         options = {"item_limit": settings.item_rate_limit, "text_limit": settings.text_rate_limit,
+                   "predict_limit": settings.predict_rate_limit,
                    "tokens_per_minute": settings.tokens_per_minute,
                    "max_buckets": settings.rate_limit_max_buckets}
         overrides = parse_rate_limits(settings.rate_limits)
@@ -216,6 +219,11 @@ class RateLimiter:
         """Count `count` items submitted for evaluation (`ITEM_RATE_LIMIT`)."""
         await self._charge(self.item_limit, (identity, "items"), count, "items",
                            "for submitted items", "ITEM_RATE_LIMIT")
+
+    async def hit_predict(self, identity: str, count: int) -> None:
+        """Count `count` prompts sent to `/predict` or `/generate` (`PREDICT_RATE_LIMIT`)."""
+        await self._charge(self.predict_limit, (identity, "predict"), count, "prompts",
+                           "for /predict and /generate", "PREDICT_RATE_LIMIT")
 
     async def hit_texts(self, identity: str, count: int) -> None:
         """Count `count` texts sent to the metrics routes (`TEXT_RATE_LIMIT`)."""

@@ -160,15 +160,15 @@ async def test_root_and_predict_need_a_token_only_for_predict(settings: Settings
     assert (allowed.status_code, allowed.json()) == (200, {"response": "hello world"})
 
 
-async def test_a_batch_over_max_prompts_per_request_is_413(batch_settings: Settings) -> None:
+async def test_a_batch_over_max_predict_prompts_is_413(batch_settings: Settings) -> None:
     """Regression: batch `/predict` took any number of prompts in one request."""
     engine = ScriptedEngine(_echo)
-    s = batch_settings.model_copy(update={"max_prompts_per_request": 2})
+    s = batch_settings.model_copy(update={"max_predict_prompts": 2})
     async with running_app(s, engine) as (_, client):
         r = await client.post("/predict", json={"prompt": ["a", "b", "c"]})
         assert r.status_code == 413
         assert r.json()["error"]["code"] == "payload_too_large"
-        assert "the limit is 2 (MAX_PROMPTS_PER_REQUEST)" in r.json()["error"]["message"]
+        assert "the limit is 2 (MAX_PREDICT_PROMPTS)" in r.json()["error"]["message"]
         ok = await client.post("/predict", json={"prompt": ["a", "b"]})
         assert ok.json() == {"response": ["answer to a", "answer to b"]}
     assert len(engine.requests) == 2

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from evalserve.engines.base import GenerationRequest
 from evalserve.generation.summary import summarize
 from evalserve.metrics.service import MetricsService
-from evalserve.server.costs import charge_prompts, charge_texts
+from evalserve.server.costs import charge_predict, charge_texts
 from evalserve.server.deps import CallerDep, StateDep
 from evalserve.server.protocol.metrics import (
     PRF,
@@ -145,7 +145,7 @@ async def generate(
     """Seed 002: a plain-language summary of `text`. With `prompt` instead (vLLM's legacy
     `/generate`, seed 004): the prompt completed as raw text, `{"text": [prompt + output]}`."""
     engine = await state.wait_engine()
-    await charge_prompts(state, caller, engine.model_id, 1)
+    await charge_predict(state, caller, 1)
     if body.prompt is not None:
         settings = state.settings
         result = await engine.generate(GenerationRequest(

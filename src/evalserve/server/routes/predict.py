@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from evalserve.generation.predict import PredictOptions, check_prompts, predict
-from evalserve.server.costs import charge_prompts
+from evalserve.server.costs import charge_predict
 from evalserve.server.deps import CallerDep, EngineDep, StateDep
 from evalserve.server.protocol.predict import PredictRequest, PredictResponse, ServiceStatus
 from evalserve.server.warmup import is_warm
@@ -31,12 +31,12 @@ async def root(state: StateDep) -> JSONResponse:
 @router.post("/predict", response_model=PredictResponse)
 async def predict_route(body: PredictRequest, state: StateDep, engine: EngineDep,
                         caller: CallerDep) -> dict:
-    """Answer one prompt, or (BATCH_MODE=1) a list of at most `MAX_PROMPTS_PER_REQUEST`
-    prompts generated as one batch; each prompt counts against the model's rate limit."""
+    """Answer one prompt, or (BATCH_MODE=1) a list of at most `MAX_PREDICT_PROMPTS`
+    prompts generated as one batch; each prompt counts against `PREDICT_RATE_LIMIT`."""
     settings = state.settings
     prompts = check_prompts(body.prompt, batch_mode=settings.batch_mode,
                             max_chars=settings.max_field_chars,
-                            max_prompts=settings.max_prompts_per_request)
-    await charge_prompts(state, caller, engine.model_id, len(prompts))
+                            max_prompts=settings.max_predict_prompts)
+    await charge_predict(state, caller, len(prompts))
     answers = await predict(engine, prompts, PredictOptions.from_settings(settings))
     return {"response": answers if isinstance(body.prompt, list) else answers[0]}
