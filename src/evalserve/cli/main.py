@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from evalserve.cli import agree as agree_cmd
 from evalserve.cli import bench, download, generate, serve
 from evalserve.cli import calibrate as calibrate_cmd
 from evalserve.cli import evaluate as evaluate_cmd
@@ -27,6 +28,7 @@ app.command("metrics")(metrics_cmd.metrics)
 app.command("calibrate")(calibrate_cmd.calibrate)
 app.command("download")(download.download)
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("agree")(agree_cmd.agree)
 app.add_typer(bench.bench_app, name="bench")
 
 
