@@ -127,8 +127,8 @@ def test_the_real_lifecycle_starts_and_closes_the_engine(monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--max-tokens", "-5"], "error: max_tokens must be at least 1"),
-    (["--temperature", "-1"], "error: temperature must be >= 0"),
+    (["--max-tokens", "-5"], "error: max_tokens must be at least 1, got -5"),
+    (["--temperature", "-1"], "error: temperature must be >= 0, got -1.0"),
 ])
 def test_a_bad_request_option_exits_2_before_the_engine_loads(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, loaded: Loaded,

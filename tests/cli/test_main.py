@@ -14,7 +14,7 @@ from evalserve.cli.main import app
 from tests.cli.helpers import run_main
 
 COMMANDS = ["serve", "generate", "models", "metrics", "calibrate", "download", "evaluate",
-            "bench"]
+            "agree", "bench"]
 
 
 def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
