@@ -105,3 +105,21 @@ async def test_rubric_is_none_when_the_server_lacks_it() -> None:
     async with _jobs(handler) as jobs:
         assert await jobs.rubric("known") == {"name": "known", "scale": [0, 1]}
         assert await jobs.rubric("other") is None
+
+
+async def test_retry_posts_and_maps_a_409() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/jobs/j1/retry":
+            return httpx.Response(200, json={"job_id": "j1", "status": "queued"})
+        return _envelope(409, "job j2 has no error items to retry", "conflict")
+
+    async with _jobs(handler) as jobs:
+        view = await jobs.retry("j1", unscored=True)
+        with pytest.raises(InvalidInputError, match="no error items to retry"):
+            await jobs.retry("j2")
+    assert view == {"job_id": "j1", "status": "queued"}
+    assert [(r.method, r.url.path, r.url.query) for r in seen] == [
+        ("POST", "/jobs/j1/retry", b"unscored=true"), ("POST", "/jobs/j2/retry", b"")]

@@ -123,10 +123,12 @@ def _summary(console: Console, final: dict, records: list[dict], rubric: dict) -
         table.add_row(str(score), str(scores.get(score, 0)))
     console.print(table)
     scored = sum(scores.values())
-    unscored = sum(1 for r in records if r.get("status") != "scored")
+    errors = sum(1 for r in records if r.get("status") == "error")
+    unscored = sum(1 for r in records if r.get("status") not in ("scored", "error"))
+    failed = f", {errors} errors (their grading failed; see `error`)" if errors else ""
     mean = (sum(s * n for s, n in scores.items()) / scored) if scored else None
     console.print(f"{final.get('event', 'stopped')}: {len(records)} results, {scored} scored, "
-                  f"{unscored} unscored, mean {score_field} "
+                  f"{unscored} unscored{failed}, mean {score_field} "
                   f"{'-' if mean is None else f'{mean:.3f}'}, "
                   f"{final.get('elapsed_seconds', 0):.1f} s")
 

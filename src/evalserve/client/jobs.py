@@ -97,6 +97,13 @@ class JobsClient(AsyncConnection):
         """`GET /jobs/{job_id}`: status and counters."""
         return (await self._send("GET", f"/jobs/{job_id}")).json()
 
+    async def retry(self, job_id: str, *, unscored: bool = False) -> dict[str, Any]:
+        """`POST /jobs/{job_id}/retry`: grade a finished job's error items (and unscored ones
+        with `unscored`) again; the job's view, queued. `InvalidInputError` (409) while it
+        runs or when it has nothing to retry."""
+        params = {"unscored": "true"} if unscored else {}
+        return (await self._send("POST", f"/jobs/{job_id}/retry", params=params)).json()
+
     async def rubric(self, name: str) -> dict[str, Any] | None:
         """`GET /rubrics/{name}`, or None when the server does not have it."""
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from evalserve.errors import StorageFullError
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
 from tests.fakes import FailingEngine, GatedEngine, ScriptedEngine
@@ -127,3 +128,58 @@ async def test_evaluate_and_stream_need_the_token(settings: Settings) -> None:
         refused = await client.post("/evaluate", json={"items": items(1)})
         stream = await client.get("/stream/anything")
     assert refused.status_code == stream.status_code == 401
+
+
+async def test_a_caller_with_max_queued_jobs_queued_is_refused_with_429(
+        settings: Settings) -> None:
+    """Regression (no bound on queued jobs): a caller could queue jobs without limit. With
+    MAX_QUEUED_JOBS_PER_CALLER queued, its next submission answers 429 saying so, stores
+    nothing, and other callers still submit."""
+    conf = make_settings(settings, api_token="k1,k2", max_concurrent_jobs=1,
+                         max_queued_jobs_per_caller=2)
+    engine = GatedEngine(lambda r: answer())
+    async with running_app(conf, engine) as (app, client):
+        k1, k2 = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
+        jobs = app.state.evalserve.components.jobs
+        accepted = [await client.post("/evaluate", json={"items": items(1)}, headers=k1)]
+        first = accepted[0].json()["job_id"]
+
+        async def running() -> bool:
+            return (await jobs.get(first)).status.value == "running"
+
+        await wait_until(running, what="the first job running")
+        accepted += [await client.post("/evaluate", json={"items": items(1)}, headers=k1)
+                     for _ in range(2)]  # these two queue
+        refused = await client.post("/evaluate", json={"items": items(1)}, headers=k1)
+        other = await client.post("/evaluate", json={"items": items(1)}, headers=k2)
+        listed = (await client.get("/jobs", headers=k1)).json()["jobs"]
+        engine.gate.set()
+    assert [r.status_code for r in accepted] == [200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.json()["error"] == {
+        "message": "you already have 2 queued job(s), the most allowed "
+                   "(MAX_QUEUED_JOBS_PER_CALLER=2); wait for one to start or cancel one "
+                   "(DELETE /jobs/{id}), then submit again",
+        "type": "rate_limit_error", "code": "rate_limit_exceeded"}
+    assert len(listed) == 3  # nothing stored for the refused one
+    assert other.status_code == 200
+
+
+async def test_a_full_job_store_answers_503_with_its_message(settings: Settings) -> None:
+    """POST /evaluate when the store cannot write (StorageFullError at create_job): 503 with
+    the store's message, nothing queued."""
+    async with running_app(settings, judge()) as (app, client):
+        jobs = app.state.evalserve.components.jobs
+
+        async def full(job, items):  # noqa: ANN001, ANN202
+            raise StorageFullError("the job store cannot write (the disk holding DATA_DIR "
+                                   "is full); free space on that disk")
+
+        jobs.store.create_job = full
+        resp = await client.post("/evaluate", json={"items": items(1)})
+        active = jobs.active_jobs()
+    assert resp.status_code == 503
+    assert resp.json()["error"] == {
+        "message": "the job store cannot write (the disk holding DATA_DIR is full); free "
+                   "space on that disk", "type": "server_error", "code": "storage_unavailable"}
+    assert active == 0

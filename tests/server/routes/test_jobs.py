@@ -10,10 +10,12 @@ import json
 import httpx
 import pytest
 
+from evalserve.errors import UpstreamError
 from evalserve.settings import Settings
-from tests.fakes import GatedEngine, ScriptedEngine
+from tests.fakes import GatedEngine, ScriptedEngine, request_text
 from tests.jobs.helpers import answer, items
 from tests.server.openai_app import make_settings, running_app
+from tests.server.test_sse import parse_events
 
 
 async def _finished(client: httpx.AsyncClient, n: int) -> str:
@@ -105,7 +107,8 @@ async def test_cancel_a_queued_job_then_409(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/jobs/nope"), ("GET", "/jobs/nope/results"), ("DELETE", "/jobs/nope")])
+    ("GET", "/jobs/nope"), ("GET", "/jobs/nope/results"), ("DELETE", "/jobs/nope"),
+    ("POST", "/jobs/nope/retry")])
 async def test_an_unknown_job_is_a_404_envelope(settings: Settings, method: str,
                                                 path: str) -> None:
     async with running_app(settings) as (_, client):
@@ -119,5 +122,73 @@ async def test_job_routes_need_the_token(settings: Settings) -> None:
     async with running_app(make_settings(settings, api_token="s3cret")) as (_, client):
         statuses = {(await client.request(m, p)).status_code
                     for m, p in [("GET", "/jobs"), ("GET", "/jobs/x"),
-                                 ("GET", "/jobs/x/results"), ("DELETE", "/jobs/x")]}
+                                 ("GET", "/jobs/x/results"), ("DELETE", "/jobs/x"),
+                                 ("POST", "/jobs/x/retry")]}
     assert statuses == {401}
+
+
+class _Flaky:
+    """Fails every item whose answer mentions one of `failing` with an upstream 502."""
+
+    def __init__(self, *failing: str) -> None:
+        self.failing = set(failing)
+        self.calls = 0
+
+    def __call__(self, request) -> str:  # noqa: ANN001
+        self.calls += 1
+        text = request_text(request)
+        if any(f"({i})" in text for i in self.failing):
+            raise UpstreamError("upstream 502: bad gateway")
+        return answer(4)
+
+
+async def test_retry_grades_the_error_items_again_and_the_stream_goes_on(
+        settings: Settings) -> None:
+    """Regression (items fail alone, POST /jobs/{id}/retry): a finished job's error items are
+    queued again; their new results replace the old ones once; the stream carries the new
+    batches and a new final event; 409 when there is nothing to retry."""
+    script = _Flaky("1", "2")
+    conf = make_settings(settings, item_retries=0, batch_size=10)
+    async with running_app(conf, ScriptedEngine(script)) as (_, client):
+        job_id = await _finished(client, 4)
+        before = (await client.get(f"/jobs/{job_id}")).json()
+        script.failing = {"2"}  # item 1 recovers, item 2 still fails
+        retried = await client.post(f"/jobs/{job_id}/retry")
+        stream = parse_events((await client.get(f"/stream/{job_id}")).text)
+        after = (await client.get(f"/jobs/{job_id}")).json()
+        results = (await client.get(f"/jobs/{job_id}/results")).json()["results"]
+        script.failing = set()
+        unscored_too = await client.post(f"/jobs/{job_id}/retry", params={"unscored": "true"})
+        await client.get(f"/stream/{job_id}")
+        nothing = await client.post(f"/jobs/{job_id}/retry")
+        calls = script.calls
+    assert before["status"] == "completed"
+    assert before["counts"] == {"total": 4, "completed": 4, "scored": 2, "unscored": 0,
+                                "errors": 2, "percentage": 100.0}
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["status"], retried.json()["counts"]["completed"]) == ("queued", 2)
+    # Stored events replayed: the first run's batch, then the retry's, then one final event.
+    assert [f["event"] for f in stream] == ["batch_complete", "batch_complete", "complete"]
+    assert [r["id_alumno"] for r in stream[1]["data"]["results"]] == ["A001", "A002"]
+    assert stream[-1]["data"]["errors"] == 1 and stream[-1]["data"]["scored"] == 3
+    assert after["counts"]["errors"] == 1 and after["counts"]["scored"] == 3
+    assert [(r["id_alumno"], r["status"]) for r in results] == [
+        ("A000", "scored"), ("A001", "scored"), ("A002", "error"), ("A003", "scored")]
+    assert results[2]["error"]["code"] == "bad_gateway"
+    assert unscored_too.status_code == 200
+    assert nothing.status_code == 409
+    assert nothing.json()["error"] == {"message": f"job {job_id} has no error items to retry",
+                                       "type": "invalid_request_error", "code": "conflict"}
+    assert calls == 4 + 2 + 1  # each retried item graded once more
+
+
+async def test_retry_of_a_running_job_is_409(settings: Settings) -> None:
+    engine = GatedEngine(lambda r: answer())
+    async with running_app(settings, engine) as (_, client):
+        job_id = (await client.post("/evaluate", json={"items": items(1)})).json()["job_id"]
+        resp = await client.post(f"/jobs/{job_id}/retry")
+        engine.gate.set()
+        await client.get(f"/stream/{job_id}")
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "conflict"
+    assert "only a finished job's items can be retried" in resp.json()["error"]["message"]
