@@ -1,5 +1,6 @@
 """The transformers engine on the real bundled model: generation, streaming, stops, budgets,
-seeds, logprobs, constraints and aborts. Batching is tested with the scheduler
+seeds, logprobs, constraints and aborts; off-loop tokenisation and per-request failures through
+a real app. Batching is tested with the scheduler
 (test_scheduler.py), the grammars in test_constraints.py."""
 
 from __future__ import annotations
@@ -7,6 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import jsonschema
 import pytest
@@ -14,6 +19,8 @@ import pytest
 from evalserve.engines.base import GenerationRequest, OutputConstraint
 from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.errors import InvalidInputError
+from evalserve.settings import Settings
+from tests.server.openai_app import running_app
 from tests.waiting import wait_until
 
 
@@ -153,3 +160,108 @@ async def test_closing_a_stream_aborts_the_generation(engine: TransformersEngine
     await wait_until(lambda: engine.running == 0, timeout=10, what="the aborted sequence to leave")
     assert engine.running == 0 and engine.queue_depth == 0
     assert not engine._live
+
+
+MEGABYTE_PROMPT = ("lorem ipsum dolor sit amet " * 40000)[: 1 << 20]
+
+
+async def test_a_megabyte_prompt_is_tokenised_off_the_event_loop(
+        engine: TransformersEngine) -> None:
+    """Defect: tokenisation, chat templating and grammar compilation ran on the event loop
+    before any length check, so one huge prompt froze every route. Now they run on a worker
+    thread: while a 1 MB prompt is tokenised (about a second here) the loop answers within
+    100 ms, and the prompt still gets the clear MAX_MODEL_LEN refusal."""
+    gaps: list[float] = []
+    task = asyncio.create_task(engine.generate(GenerationRequest(prompt=MEGABYTE_PROMPT,
+                                                                 max_tokens=4)))
+    last = time.perf_counter()
+    while not task.done():
+        await asyncio.sleep(0.005)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    with pytest.raises(InvalidInputError, match=r"this model takes at most 2047 \(MAX_MODEL_LEN"):
+        await task
+    assert len(gaps) > 20  # the loop kept turning all along
+    assert max(gaps) < 0.1, f"the event loop was blocked for {max(gaps) * 1000:.0f} ms"
+
+
+class BrokenMatcher:
+    """A grammar matcher that fails from its third step (what a corrupt grammar does)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def is_terminated(self) -> bool:
+        return False
+
+    def accept_token(self, token: int) -> bool:
+        return True
+
+    def fill_next_token_bitmask(self, bitmask: Any, row: int) -> None:
+        self.calls += 1
+        if self.calls >= 3:
+            raise RuntimeError("matcher state corrupt")
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[tuple[TransformersEngine, Any]]:
+    """A real app on its own engine (the lifespan starts and closes it) and a client."""
+    engine = TransformersEngine.from_settings(settings)
+    async with running_app(settings, engine) as (_, client):
+        yield engine, client
+
+
+async def test_an_engine_error_is_a_5xx_for_that_request_only(served: Any) -> None:
+    """Defect: one failing sequence aborted every sequence in flight, so another caller's
+    request (or job item) failed with it. Now the rigged request gets a 500 `engine_error`
+    envelope and the request decoding beside it answers 200 with its greedy text."""
+    engine, client = served
+    body = {"model": engine.model_id, "prompt": "The capital of France is", "max_tokens": 48,
+            "temperature": 0}
+    alone = (await engine.generate(GenerationRequest(prompt=body["prompt"], max_tokens=48,
+                                                     temperature=0))).outputs[0]
+    engine._grammars.matcher = lambda constraint: BrokenMatcher()
+    other = asyncio.create_task(client.post("/v1/completions", json=body))
+    await wait_until(lambda: engine.running >= 1, what="the other request to decode")
+    failed = await client.post("/v1/completions", json={
+        **body, "prompt": "Name a colour:", "structured_outputs": {"regex": "[a-z ]+"}})
+    assert engine.running >= 1  # the other one was still decoding when this one failed
+    assert failed.status_code == 500
+    error = failed.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "engine_error")
+    assert "RuntimeError" in error["message"] and "see the server log" in error["message"]
+    ok = await other
+    assert ok.status_code == 200
+    choice = ok.json()["choices"][0]
+    assert (choice["text"], choice["finish_reason"]) == (alone.text, alone.finish_reason)
+    assert alone.completion_tokens > 3  # it decoded past the step where the other failed
+
+
+async def test_health_answers_at_once_while_a_megabyte_prompt_is_tokenised(
+        served: Any) -> None:
+    """Defect: /health froze behind a huge prompt's tokenisation on the event loop."""
+    engine, client = served
+    encode = engine._encode
+    started, finished = threading.Event(), threading.Event()
+
+    def watched(text: str, *, special: bool) -> list[int]:
+        started.set()
+        try:
+            return encode(text, special=special)
+        finally:
+            finished.set()
+
+    engine._encode = watched
+    big = asyncio.create_task(client.post("/v1/completions", json={
+        "model": engine.model_id, "prompt": MEGABYTE_PROMPT, "max_tokens": 4}))
+    await wait_until(started.is_set, what="the tokenisation to start", interval=0.001)
+    t0 = time.perf_counter()
+    health = await client.get("/health")
+    took = time.perf_counter() - t0
+    assert not finished.is_set(), "the tokenisation ended before /health was timed"
+    assert health.status_code == 200 and health.json()["status"] == "healthy"
+    assert took < 0.1, f"/health took {took * 1000:.0f} ms"
+    refused = await big
+    assert refused.status_code == 422
+    assert "MAX_MODEL_LEN=2048" in refused.json()["error"]["message"]
