@@ -1,9 +1,16 @@
-"""Token logprobs in the completions and chat shapes, as pure functions."""
+"""Token logprobs in the completions and chat shapes, as pure functions, and through the
+serving layer (always valid JSON)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from evalserve.engines.base import TokenLogprob
-from evalserve.server.serving.logprobs import chat_logprobs, completion_logprobs
+from evalserve.server.serving.logprobs import FLOOR, chat_logprobs, completion_logprobs
+from evalserve.settings import Settings
+from tests.fakes import ScriptedEngine
+from tests.server.openai_app import chat_body, running_app
 
 TOKENS = [TokenLogprob("Hel", -0.1, [("Hel", -0.1), ("He", -2.0), ("H", -3.0)]),
           TokenLogprob("lo", -0.7, [("p", -0.5), ("lo", -0.7)]),
@@ -55,3 +62,42 @@ def test_chat_entries_carry_utf8_bytes_and_the_top_k() -> None:
 def test_chat_with_k_zero_and_no_tokens() -> None:
     assert [e["top_logprobs"] for e in chat_logprobs(TOKENS, 0)["content"]] == [[], [], []]
     assert chat_logprobs([], 5) == {"content": []}
+
+
+MASKED = [TokenLogprob("yes", -0.05, [("yes", -0.05), ("no", -3.0), ("x", float("-inf")),
+                                      ("y", float("nan"))]),
+          TokenLogprob("!", float("-inf"), [("!", float("-inf"))])]
+
+
+def test_non_finite_alternatives_are_dropped_and_the_sampled_one_floored() -> None:
+    """Defect: constrained logprobs emitted `-Infinity` (masked tokens among the top
+    alternatives), which is not JSON."""
+    lp = completion_logprobs(MASKED, 4)
+    assert lp["top_logprobs"] == [{"yes": -0.05, "no": -3.0}, {"!": FLOOR}]
+    assert lp["token_logprobs"] == [-0.05, FLOOR]
+    content = chat_logprobs(MASKED, 4)["content"]
+    assert [[t["token"] for t in e["top_logprobs"]] for e in content] == [["yes", "no"], []]
+    assert content[1]["logprob"] == FLOOR == -9999.0
+    json.dumps([lp, content], allow_nan=False)
+
+
+def strict_json(text: str) -> Any:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+async def test_every_v1_response_with_masked_logprobs_is_valid_json(settings: Settings) -> None:
+    """Defect: `-Infinity` in /v1 logprobs; through the serving layer, streamed or not."""
+    engine = ScriptedEngine(lambda r: "yes!", logprobs=MASKED)
+    async with running_app(settings, engine) as (_, client):
+        completion = await client.post("/v1/completions", json={
+            "model": "scripted", "prompt": "p", "logprobs": 5})
+        chat = await client.post("/v1/chat/completions", json=chat_body(
+            logprobs=True, top_logprobs=5))
+    assert completion.status_code == chat.status_code == 200
+    lp = strict_json(completion.text)["choices"][0]["logprobs"]
+    assert lp["token_logprobs"] == [-0.05, FLOOR]
+    content = strict_json(chat.text)["choices"][0]["logprobs"]["content"]
+    assert [e["logprob"] for e in content] == [-0.05, FLOOR]
