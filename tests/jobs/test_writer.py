@@ -166,8 +166,12 @@ async def test_while_the_disk_is_full_rows_wait_and_are_stored_once_it_is_not(
         assert not any(f.done() for f in futures) and live.empty()
         assert isinstance(writer.storage_error, StorageFullError)
         assert await store.records("j") == [] and batches.rows == []
+        writable = asyncio.create_task(writer.wait_writable())
+        with pytest.raises(TimeoutError):  # the runner would not start another item now
+            await asyncio.wait_for(asyncio.shield(writable), 0.05)
         await store.free_disk()
         await asyncio.wait_for(asyncio.gather(*futures), 5)
+        await asyncio.wait_for(writable, 5)  # it was waiting: done once the rows were stored
         published = [live.get_nowait() for _ in range(live.qsize())]
     assert writer.storage_error is None
     assert [[r["id"] for r in e.data["results"]] for e in published] == [["i0", "i1"]]

@@ -136,6 +136,8 @@ class ResultWriter:
         self.max_backoff = max_backoff
         self.sleep = sleep
         self.storage_error: StorageFullError | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._queue: asyncio.Queue[_Write] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
@@ -156,6 +158,12 @@ class ResultWriter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    async def wait_writable(self) -> None:
+        """Return at once while the store writes; while it cannot (`storage_error`), once it
+        writes again. The runner awaits this before starting an item, so a job pauses rather
+        than grading items whose results could only wait in memory."""
+        await self._writable.wait()
 
     def write(self, batches: JobBatches, row: ResultRow) -> asyncio.Future[None]:
         """Queue `row` of `batches.job`; the future is done once the row is stored."""
@@ -234,6 +242,7 @@ class ResultWriter:
                 if self.storage_error is None:
                     log.error("storing %s paused: %s", what, exc)
                 self.storage_error = exc
+                self._writable.clear()
             except Exception as exc:
                 failures += 1
                 if failures > self.retries:
@@ -244,6 +253,7 @@ class ResultWriter:
                 if self.storage_error is not None:
                     log.warning("the job store writes again; storing %s resumed", what)
                     self.storage_error = None
+                    self._writable.set()
                 return out
             await self.sleep(min(self.max_backoff, self.backoff * 2 ** (failures - 1)))
 
