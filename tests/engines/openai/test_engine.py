@@ -17,6 +17,7 @@ from evalserve.server.app import build_app
 from evalserve.settings import load_settings
 from tests.engines.openai.upstream import MODELS, Upstream, chat_reply, held, sse
 from tests.fakes import ScriptedEngine
+from tests.server.openai_app import running_app
 from tests.waiting import wait_until
 
 
@@ -221,3 +222,33 @@ async def test_health_follows_the_upstream() -> None:
         assert "cannot be reached" in health.detail
     finally:
         await engine.close()
+
+
+@pytest.mark.parametrize("body", [{"choices": [1]}, {"choices": []},
+                                  {"choices": [{"message": {"content": "x"}}], "usage": "x"}])
+async def test_a_malformed_upstream_body_is_a_502_on_v1(settings, body: dict) -> None:  # noqa: ANN001
+    """Defect: `choices: [1]`, `choices: []` and `usage: "x"` from the upstream raised
+    AttributeError/IndexError in the proxy engine: a 500 on /v1. Now a 502 `upstream_error`
+    whose message names no URL (VLLM_ENDPOINT may hold credentials)."""
+    upstream = Upstream(httpx.Response(200, json=body))
+    engine = OpenAIEngine("https://user:s3cret@up/v1", transport=httpx.MockTransport(upstream),
+                          retries=0)
+    async with running_app(settings, engine) as (_, client):
+        resp = await client.post("/v1/chat/completions", json={
+            "model": "org/up-7b", "messages": [{"role": "user", "content": "hi"}]})
+        health = await engine.health()
+    assert resp.status_code == 502
+    error = resp.json()["error"]
+    assert (error["type"], error["code"]) == ("upstream_error", "bad_gateway")
+    assert error["message"].startswith("the upstream server answered a malformed completion")
+    assert "s3cret" not in resp.text and "s3cret" not in health.detail
+    assert health.detail == "up"
+
+
+async def test_a_model_list_that_is_not_one_is_an_upstream_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>login</html>")
+
+    engine = OpenAIEngine("http://up/v1", transport=httpx.MockTransport(handler))
+    with pytest.raises(UpstreamError, match="malformed model list"):
+        await engine.models(refresh=True)

@@ -91,8 +91,60 @@ def test_logprobs_are_dropped_when_not_asked_for() -> None:
                                    httpx.Response(200, json={"object": "list"}),
                                    httpx.Response(200, json=["not", "a", "body"])])
 def test_a_body_that_is_no_completion_is_an_upstream_error(reply: httpx.Response) -> None:
-    with pytest.raises(UpstreamError, match="unexpected body"):
+    with pytest.raises(UpstreamError, match="malformed completion body"):
         generation_result(reply, GenerationRequest(prompt="p"), words)
+
+
+@pytest.mark.parametrize("body", [
+    {"choices": [1]},
+    {"choices": []},
+    {"choices": None},
+    {"choices": "abc"},
+    {"choices": [{"text": "a"}], "usage": "x"},
+    {"choices": [{"text": "a"}], "usage": {"completion_tokens": "many"}},
+    {"choices": [{"text": "a"}], "usage": {"completion_tokens": 1e400}},
+    {"choices": [{"text": 5}]},
+    {"choices": [{"message": "hi"}]},
+    {"choices": [{"text": "a", "index": "first"}]},
+    {"choices": [{"text": "a", "logprobs": {"tokens": ["a"], "token_logprobs": ["?"]}}]},
+    {"choices": [{"text": "a", "logprobs": {"tokens": ["a"], "token_logprobs": [-1],
+                                            "top_logprobs": [["a"]]}}]},
+])
+def test_a_malformed_completion_is_an_upstream_error_not_a_crash(body: dict) -> None:
+    """Defect: `choices: [1]`, `usage: "x"`, `choices: []` and other malformed upstream
+    bodies raised AttributeError/IndexError (a 500 on /v1) or returned no output at all.
+    They are an UpstreamError (502 `upstream_error`) naming what was malformed."""
+    request = chat(logprobs=2) if "message" in str(body) else GenerationRequest(
+        prompt="p", logprobs=2)
+    with pytest.raises(UpstreamError, match="the upstream server answered a malformed") as info:
+        generation_result(httpx.Response(200, text=json.dumps(body)), request, words)
+    assert (info.value.status, info.value.type) == (502, "upstream_error")
+
+
+def test_non_finite_upstream_alternatives_are_dropped() -> None:
+    """Defect: an upstream's -Infinity / NaN logprobs (Python's json reads them) went on to
+    the client as invalid JSON."""
+    reply = httpx.Response(200, text='{"choices": [{"text": "a", "logprobs": {"tokens": ["a"], '
+                           '"token_logprobs": [-0.5], "top_logprobs": [{"a": -0.5, '
+                           '"b": -Infinity, "c": NaN, "d": -2.0}]}}]}')
+    result = generation_result(reply, GenerationRequest(prompt="p", logprobs=5), words)
+    assert result.outputs[0].logprobs[0].top == [("a", -0.5), ("d", -2.0)]
+
+
+@pytest.mark.parametrize("line", [
+    'data: [1, 2]', 'data: {"choices": [1]}', 'data: {"choices": [{"delta": "x"}]}',
+    'data: {"choices": [], "usage": "x"}',
+])
+def test_a_malformed_stream_chunk_is_an_upstream_error(line: str) -> None:
+    with pytest.raises(UpstreamError, match="malformed stream chunk"):
+        StreamState(chat()).feed(line)
+
+
+def test_malformed_stream_usage_is_an_upstream_error() -> None:
+    state = StreamState(chat())
+    state.feed('data: {"choices": [], "usage": {"prompt_tokens": "lots"}}')
+    with pytest.raises(UpstreamError, match="malformed stream usage"):
+        state.finish(words)
 
 
 def chunk(text: str | None = None, finish: str | None = None, **choice: object) -> str:

@@ -1,8 +1,9 @@
 """The HTTP side of the `openai` engine: one pooled `httpx.AsyncClient` to the upstream.
 
-Connection errors, 429 and 5xx are retried with exponential backoff (`UPSTREAM_RETRIES`,
-honouring `Retry-After`); failures become `UpstreamError` (502) or `UpstreamTimeoutError` (504),
-and a 4xx that is the client's fault keeps its status and message.
+Connection errors, timeouts (connect and read), 429 and 5xx are retried with exponential
+backoff (`UPSTREAM_RETRIES`, honouring `Retry-After`); failures become `UpstreamError` (502) or
+`UpstreamTimeoutError` (504), and a 4xx that is the client's fault keeps its status and message.
+Messages say "the upstream server", never its URL: `VLLM_ENDPOINT` may carry credentials.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from evalserve.errors import (
     EvalserveError,
@@ -46,6 +48,10 @@ def _error_message(resp: httpx.Response) -> str:
     return str(data)[:500]
 
 
+def _tries(retries: int) -> str:
+    return f"after {retries + 1} attempt{'s' if retries else ''} (UPSTREAM_RETRIES={retries})"
+
+
 def _retry_after(resp: httpx.Response) -> float | None:
     try:
         return float(resp.headers.get("retry-after", ""))
@@ -71,6 +77,12 @@ class UpstreamClient:
         self.pool = pool
         self.transport = transport
         self._client: httpx.AsyncClient | None = None
+
+    @property
+    def host(self) -> str:
+        """`host:port` of the upstream, without credentials, path or query (for logs)."""
+        parts = urlsplit(self.base_url)
+        return parts.netloc.rsplit("@", 1)[-1] or "the upstream server"
 
     def open(self) -> httpx.AsyncClient:
         """The pooled client, created on first use."""
@@ -110,21 +122,23 @@ class UpstreamClient:
             try:
                 request = client.build_request(method, path, json=body)
                 resp = await client.send(request, stream=stream)
-            except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout) and attempt < self.retries:
+            except httpx.TimeoutException:
+                if attempt < self.retries:
                     attempt += 1
                     await asyncio.sleep(delay)
                     continue
                 raise UpstreamTimeoutError(
-                    f"the upstream {self.base_url} did not answer within "
-                    f"{self.timeout:g} s (UPSTREAM_TIMEOUT)") from None
+                    f"the upstream server did not answer within {self.timeout:g} s "
+                    f"(UPSTREAM_TIMEOUT), {_tries(self.retries)}") from None
             except httpx.TransportError as exc:
                 if attempt < self.retries:
                     attempt += 1
                     await asyncio.sleep(delay)
                     continue
-                raise UpstreamError(f"the upstream {self.base_url} cannot be reached: "
-                                    f"{type(exc).__name__}: {exc}") from None
+                # the exception text may quote the URL (and so its credentials): not shown
+                raise UpstreamError(f"the upstream server cannot be reached "
+                                    f"({type(exc).__name__}), {_tries(self.retries)}; check "
+                                    "VLLM_ENDPOINT") from None
             if resp.status_code < 400:
                 return resp
             if stream:
@@ -146,7 +160,7 @@ class UpstreamClient:
             exc.status = status
             return exc
         if status in (401, 403):
-            return UpstreamError(f"the upstream {self.base_url} refused our credentials "
+            return UpstreamError(f"the upstream server refused our credentials "
                                  f"({status}: {message}); check OPENAI_API_KEY")
         if status == 429:
             return RateLimitError(f"upstream: {message}",
@@ -163,8 +177,8 @@ class UpstreamClient:
         try:
             yield
         except httpx.TimeoutException:
-            raise UpstreamTimeoutError(f"the upstream {self.base_url} stopped streaming for "
+            raise UpstreamTimeoutError(f"the upstream server stopped streaming for "
                                        f"{self.timeout:g} s (UPSTREAM_TIMEOUT)") from None
         except httpx.TransportError as exc:
-            raise UpstreamError(f"the upstream stream broke: {type(exc).__name__}: {exc}"
+            raise UpstreamError(f"the upstream server's stream broke ({type(exc).__name__})"
                                 ) from None

@@ -24,7 +24,12 @@ from evalserve.engines.base import (
     StreamDelta,
 )
 from evalserve.engines.openai.client import UpstreamClient
-from evalserve.engines.openai.protocol import StreamState, generation_result, request_body
+from evalserve.engines.openai.protocol import (
+    StreamState,
+    generation_result,
+    parsed,
+    request_body,
+)
 from evalserve.errors import (
     ConfigurationError,
     EvalserveError,
@@ -115,7 +120,7 @@ class OpenAIEngine(Engine):
                 break
             except UpstreamError as exc:
                 log.warning("upstream %s not ready (%s); retrying in %.1f s",
-                            self.base_url, exc.message, delay)
+                            self.upstream.host, exc.message, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
         ids = [m.id for m in models]
@@ -124,7 +129,7 @@ class OpenAIEngine(Engine):
                         self.configured_model, ", ".join(ids))
         self._model = self.configured_model or (ids[0] if ids else None)
         if self._model is None:
-            raise UpstreamError(f"the upstream {self.base_url} serves no model")
+            raise UpstreamError("the upstream server lists no model at /models; set MODEL_NAME")
         self.loaded_at = time.time()
 
     async def close(self) -> None:
@@ -132,28 +137,31 @@ class OpenAIEngine(Engine):
 
     async def health(self) -> EngineHealth:
         """Loaded when the upstream answers `/models` (cached a few seconds)."""
+        host = self.upstream.host
         if self.loaded_at is None:
             return EngineHealth(loaded=False, device="upstream", gpu_available=False,
-                                detail=self.base_url)
+                                detail=host)
         try:
             async with asyncio.timeout(_HEALTH_TIMEOUT):
                 await self.models()
         except (EvalserveError, TimeoutError) as exc:
             reason = exc.message if isinstance(exc, EvalserveError) else "no answer in time"
             return EngineHealth(loaded=False, device="upstream", gpu_available=False,
-                                detail=f"{self.base_url}: {reason}")
-        return EngineHealth(loaded=True, device="upstream", gpu_available=False,
-                            detail=self.base_url)
+                                detail=f"{host}: {reason}")
+        return EngineHealth(loaded=True, device="upstream", gpu_available=False, detail=host)
 
     async def models(self, refresh: bool = False) -> list[ModelInfo]:
         """The upstream's `/models`, cached for a few seconds."""
         if not refresh and self._models and time.monotonic() - self._models_at < _MODELS_TTL:
             return self._models
         resp = await self.upstream.send("GET", "/models")
-        data = resp.json().get("data") or []
-        self._models = [ModelInfo(id=m["id"], owned_by=m.get("owned_by") or "upstream",
-                                  created=int(m.get("created") or 0), loaded_at=self.loaded_at,
-                                  max_model_len=m.get("max_model_len")) for m in data]
+        with parsed("model list"):
+            data = resp.json()["data"] or []
+            self._models = [ModelInfo(id=str(m["id"]), owned_by=m.get("owned_by") or "upstream",
+                                      created=int(m.get("created") or 0),
+                                      loaded_at=self.loaded_at,
+                                      max_model_len=_optional_int(m.get("max_model_len")))
+                            for m in data]
         self._models_at = time.monotonic()
         return self._models
 
@@ -174,6 +182,7 @@ class OpenAIEngine(Engine):
             self._aborted.discard(request.request_id)
 
     async def _generate(self, request: GenerationRequest) -> GenerationResult:
+        request.validate()
         body = request_body(request, self.model_id, stream=False)
         self.in_flight += 1
         try:
@@ -185,6 +194,7 @@ class OpenAIEngine(Engine):
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamDelta]:
         if request.n != 1:
             raise InvalidInputError("streaming takes n=1")
+        request.validate()
         body = request_body(request, self.model_id, stream=True)
         self.in_flight += 1
         self._streams.add(request.request_id)
@@ -220,6 +230,10 @@ class OpenAIEngine(Engine):
             self._aborted.add(request_id)
         if task is not None:
             task.cancel()
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def _path(request: GenerationRequest) -> str:

@@ -9,8 +9,10 @@ the removed `guided_*` fields).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +29,7 @@ from evalserve.errors import UpstreamError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["request_body", "generation_result", "StreamState"]
+__all__ = ["request_body", "generation_result", "StreamState", "parsed"]
 
 CountTokens = Callable[[str], int]
 
@@ -79,6 +81,28 @@ def _finish(reason: str | None) -> FinishReason:
     return "abort" if reason == "abort" else "stop"
 
 
+#: What a malformed upstream body raises while it is read; `parsed` makes it an UpstreamError.
+_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError)
+
+
+@contextlib.contextmanager
+def parsed(what: str) -> Iterator[None]:
+    """Reading an upstream body: any shape error becomes an `UpstreamError` (502) saying what
+    was malformed, never an AttributeError or IndexError (a 500)."""
+    try:
+        yield
+    except _MALFORMED as exc:
+        raise UpstreamError(f"the upstream server answered a malformed {what} "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def _alternatives(pairs: list[tuple[Any, Any]], k: int) -> list[tuple[str, float]]:
+    """The finite alternatives, best first, at most `k`."""
+    values = [(str(t), float(v)) for t, v in pairs if v is not None]
+    ranked = sorted((tv for tv in values if math.isfinite(tv[1])), key=lambda tv: -tv[1])
+    return ranked[:k]
+
+
 def _completion_logprobs(lp: dict[str, Any] | None, k: int) -> list[TokenLogprob] | None:
     if not lp or lp.get("tokens") is None:
         return None
@@ -86,18 +110,17 @@ def _completion_logprobs(lp: dict[str, Any] | None, k: int) -> list[TokenLogprob
     out = []
     for i, (token, value) in enumerate(zip(lp["tokens"], lp.get("token_logprobs") or [])):
         top = tops[i] if i < len(tops) and tops[i] else {}
-        ranked = sorted(top.items(), key=lambda kv: -kv[1])[:k]
-        out.append(TokenLogprob(token, float(value if value is not None else 0.0),
-                                [(t, float(v)) for t, v in ranked]))
+        out.append(TokenLogprob(str(token), float(value if value is not None else 0.0),
+                                _alternatives(list(top.items()), k)))
     return out
 
 
 def _chat_logprobs(lp: dict[str, Any] | None, k: int) -> list[TokenLogprob] | None:
     if not lp or lp.get("content") is None:
         return None
-    return [TokenLogprob(e["token"], float(e["logprob"]),
-                         [(t["token"], float(t["logprob"])) for t in e.get("top_logprobs") or []
-                          ][:k]) for e in lp["content"]]
+    return [TokenLogprob(str(e["token"]), float(e["logprob"]), _alternatives(
+        [(t["token"], t["logprob"]) for t in e.get("top_logprobs") or []], k))
+        for e in lp["content"]]
 
 
 def _choice_content(choice: dict[str, Any], part: str | None, k: int, want_logprobs: bool
@@ -105,11 +128,13 @@ def _choice_content(choice: dict[str, Any], part: str | None, k: int, want_logpr
     """Text and logprobs of one choice: chat (`part` is "message" or "delta") or completion."""
     if part is not None:
         text = (choice.get(part) or {}).get("content") or ""
-        logprobs = _chat_logprobs(choice.get("logprobs"), k)
+        logprobs = _chat_logprobs(choice.get("logprobs"), k) if want_logprobs else None
     else:
         text = choice.get("text") or ""
-        logprobs = _completion_logprobs(choice.get("logprobs"), k)
-    return text, logprobs if want_logprobs else None
+        logprobs = _completion_logprobs(choice.get("logprobs"), k) if want_logprobs else None
+    if not isinstance(text, str):
+        raise TypeError(f"the text of a choice is {type(text).__name__}, not a string")
+    return text, logprobs
 
 
 def _prompt_text(request: GenerationRequest) -> str:
@@ -117,16 +142,33 @@ def _prompt_text(request: GenerationRequest) -> str:
     return request.prompt or json.dumps(request.messages)
 
 
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is {type(value).__name__}, not an object")
+    return value
+
+
+def _usage(data: dict[str, Any]) -> dict[str, Any]:
+    usage = data.get("usage")
+    return {} if usage is None else _mapping(usage, "usage")
+
+
 def generation_result(resp: httpx.Response, request: GenerationRequest,
                       count_tokens: CountTokens) -> GenerationResult:
     """The result of a non-streamed answer; a body that is not one is an `UpstreamError`."""
+    with parsed("completion body"):
+        return _generation_result(resp.json(), request, count_tokens)
+
+
+def _generation_result(data: Any, request: GenerationRequest,
+                       count_tokens: CountTokens) -> GenerationResult:
     chat = request.messages is not None
-    try:
-        data = resp.json()
-        choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UpstreamError(f"the upstream answered an unexpected body: {exc}") from None
-    usage = data.get("usage") or {}
+    data = _mapping(data, "the body")
+    choices = [_mapping(c, "a choice") for c in data["choices"]]
+    if not choices:
+        raise ValueError("no choices")
+    choices.sort(key=lambda c: int(c.get("index") or 0))
+    usage = _usage(data)
     k = request.logprobs or 0
     outputs = []
     for i, choice in enumerate(choices):
@@ -137,7 +179,7 @@ def generation_result(resp: httpx.Response, request: GenerationRequest,
         elif logprobs is not None:
             tokens = len(logprobs)
         else:
-            tokens = int(usage.get("completion_tokens", 0)) // max(1, len(choices))
+            tokens = int(usage.get("completion_tokens") or 0) // max(1, len(choices))
         reason = _finish(choice.get("finish_reason"))
         outputs.append(CompletionOutput(text, reason, tokens, logprobs, index=i))
     prompt_tokens = usage.get("prompt_tokens")
@@ -166,20 +208,22 @@ class StreamState:
         if data == "[DONE]":
             self.done = True
             return []
-        try:
-            chunk = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise UpstreamError(f"the upstream sent a malformed stream chunk: {exc}") from None
+        with parsed("stream chunk"):
+            return self._feed(json.loads(data))
+
+    def _feed(self, chunk: Any) -> list[StreamDelta]:
+        chunk = _mapping(chunk, "the chunk")
         if chunk.get("error"):
             err = chunk["error"]
             raise UpstreamError("upstream: " + str(
                 err.get("message") if isinstance(err, dict) else err))
-        self._usage = chunk.get("usage") or self._usage
+        self._usage = _usage(chunk) or self._usage
         part = "delta" if self.request.messages is not None else None
         k = self.request.logprobs or 0
         deltas = []
         for choice in chunk.get("choices") or []:
-            text, lps = _choice_content(choice, part, k, self.request.logprobs is not None)
+            text, lps = _choice_content(_mapping(choice, "a choice"), part, k,
+                                        self.request.logprobs is not None)
             self._count += len(lps) if lps is not None else (1 if text else 0)
             reason = choice.get("finish_reason")
             if reason is not None:
@@ -195,7 +239,8 @@ class StreamState:
     def finish(self, count_tokens: CountTokens) -> StreamDelta:
         """The last delta: finish reason (`stop` if none came) and the usage, else estimates."""
         final = self._final or StreamDelta("", "stop")
-        final.prompt_tokens = int(self._usage.get("prompt_tokens")
-                                  or count_tokens(_prompt_text(self.request)))
-        final.completion_tokens = int(self._usage.get("completion_tokens") or self._count)
+        with parsed("stream usage"):
+            final.prompt_tokens = int(self._usage.get("prompt_tokens")
+                                      or count_tokens(_prompt_text(self.request)))
+            final.completion_tokens = int(self._usage.get("completion_tokens") or self._count)
         return final
