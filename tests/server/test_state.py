@@ -84,3 +84,14 @@ def test_each_state_has_its_own_event_and_services(settings: Settings) -> None:
     a.engine_ready.set()
     a.components.metrics_port = 9000
     assert not b.engine_ready.is_set() and b.components.metrics_port is None
+
+
+def test_a_load_error_is_shown_without_endpoint_credentials(state: AppState) -> None:
+    """Defect (issue 11, item 7): every route needing the engine repeated the load error
+    verbatim, `VLLM_ENDPOINT`'s `user:password@` included."""
+    state.engine_error = ConnectionError("cannot reach http://bob:hunter2@vllm:8000/v1")
+    state.engine_ready.set()
+    with pytest.raises(EngineUnavailableError) as info:
+        state.ready_engine()
+    assert "hunter2" not in info.value.message
+    assert "http://***@vllm:8000/v1" in info.value.message

@@ -50,6 +50,7 @@ from evalserve.jobs.retry import RetryPolicy
 from evalserve.jobs.slots import FairSlots
 from evalserve.jobs.store import JobStore, PendingItem, StatusChange
 from evalserve.jobs.writer import JobBatches, ResultWriter
+from evalserve.redact import redact_text
 
 __all__ = ["JobRunner", "RunnerConfig"]
 
@@ -189,7 +190,8 @@ class JobRunner:
             except Exception as exc:
                 error = exc
         if error is not None:
-            raise EngineUnavailableError(f"the model failed to load ({error}); jobs cannot run")
+            raise EngineUnavailableError(
+                f"the model failed to load ({redact_text(str(error))}); jobs cannot run")
 
     def seconds_per_item(self) -> float:
         """Wall seconds per finished item (any job) measured over the current or the last busy

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from evalserve.errors import EngineUnavailableError
+from evalserve.redact import redact_text
 
 if TYPE_CHECKING:
     from evalserve.engines.base import Engine
@@ -74,7 +75,8 @@ class AppState:
     def ready_engine(self) -> Engine:
         """The engine, or a 503 error while it is still loading (or failed to load)."""
         if self.engine_error is not None:
-            raise EngineUnavailableError(f"the model failed to load: {self.engine_error}")
+            raise EngineUnavailableError(
+                f"the model failed to load: {redact_text(str(self.engine_error))}")
         if not self.engine_ready.is_set():
             raise EngineUnavailableError("the model is still loading; retry in a few seconds")
         return self.engine

@@ -136,8 +136,6 @@ async def test_health_routes_never_show_endpoint_credentials(settings: Settings)
         assert "hunter2" not in text and "k3y" not in text, path
 
 
-@pytest.mark.xfail(strict=True, reason="needs routes/predict.py root() to show "
-                                       "evalserve.redact.redact_text(str(state.engine_error))")
 async def test_the_open_root_route_never_shows_endpoint_credentials(settings: Settings) -> None:
     """Defect (issue 11, item 7): the open `GET /` showed the load error verbatim, and with it
     `VLLM_ENDPOINT`'s `user:password@` and key."""

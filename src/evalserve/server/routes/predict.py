@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from evalserve.generation.predict import PredictOptions, check_prompts, predict
+from evalserve.redact import redact_text
 from evalserve.server.costs import charge_predict
 from evalserve.server.deps import CallerDep, EngineDep, StateDep
 from evalserve.server.protocol.predict import PredictRequest, PredictResponse, ServiceStatus
@@ -21,7 +22,7 @@ async def root(state: StateDep) -> JSONResponse:
     """`{"status": "ok"|"batch"}` once the model is loaded and warmed up; 503 before."""
     if state.engine_error is not None:
         body = ServiceStatus(status="error", message=f"the model failed to load: "
-                                                     f"{state.engine_error}")
+                                                     f"{redact_text(str(state.engine_error))}")
         return JSONResponse(body.model_dump(exclude_none=True), status_code=503)
     if not state.loaded or not is_warm(state):
         return JSONResponse({"status": "loading"}, status_code=503)
