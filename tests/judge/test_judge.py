@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from evalserve.engines.base import CompletionOutput, GenerationRequest, TokenLogprob
-from evalserve.errors import EngineUnavailableError, InvalidInputError
+from evalserve.engines.base import (
+    CompletionOutput,
+    GenerationRequest,
+    GenerationResult,
+    TokenLogprob,
+)
+from evalserve.errors import EngineError, EngineUnavailableError, InvalidInputError
 from evalserve.judge import Judge, load_rubric, rubric_from_prompt_file
 from evalserve.judge.judge import feedback_token_budget
 from evalserve.judge.prompts import output_schema
@@ -219,6 +224,20 @@ async def test_engine_outage_propagates() -> None:
 
     with pytest.raises(EngineUnavailableError):
         await Judge(ScriptedEngine(script), TEACHER).grade(ITEM)
+
+
+class NoOutputEngine(ScriptedEngine):
+    """An engine whose result holds no completion (what an upstream's `choices: []` gave)."""
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        return GenerationResult(request.request_id, [], 3)
+
+
+async def test_a_result_without_completions_is_an_engine_error_not_an_index_error() -> None:
+    """Defect: `result.outputs[0]` (judge.py `_attempt`) raised IndexError on an empty
+    result, a 500 with no message. It is an EngineError saying what happened."""
+    with pytest.raises(EngineError, match="returned no completion for this item"):
+        await Judge(NoOutputEngine(lambda r: ""), TEACHER).grade(ITEM)
 
 
 async def test_braces_in_user_text_reach_the_model_literally() -> None:

@@ -8,6 +8,7 @@ engine.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,7 @@ class VLLMEngine(Engine):
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
+        request.validate()  # ours first: the field is named the same way for every engine
         structured = None
         c = request.constraint
         if c is not None:
@@ -104,11 +106,12 @@ class VLLMEngine(Engine):
             output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         )
 
-    def _prompt(self, request: GenerationRequest) -> str:
+    async def _prompt(self, request: GenerationRequest) -> str:
+        """The prompt text; a chat template is rendered on a worker thread, off the loop."""
         if request.messages is None:
             return str(request.prompt)
-        return self._tokenizer.apply_chat_template(request.messages, tokenize=False,
-                                                   add_generation_prompt=True)
+        return await asyncio.to_thread(self._tokenizer.apply_chat_template, request.messages,
+                                       tokenize=False, add_generation_prompt=True)
 
     def _logprobs(self, out: Any, k: int | None) -> list[TokenLogprob] | None:
         if k is None or out.logprobs is None:
@@ -128,7 +131,7 @@ class VLLMEngine(Engine):
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         final = None
-        async for out in self._live().generate(self._prompt(request),
+        async for out in self._live().generate(await self._prompt(request),
                                                self._params(request, delta=False),
                                                request.request_id):
             final = out
@@ -145,7 +148,7 @@ class VLLMEngine(Engine):
         count = 0
         finished = False
         try:
-            async for out in self._live().generate(self._prompt(request),
+            async for out in self._live().generate(await self._prompt(request),
                                                    self._params(request, delta=True),
                                                    request.request_id):
                 o = out.outputs[0]

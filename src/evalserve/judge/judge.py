@@ -20,9 +20,10 @@ from evalserve.engines.base import (
     CompletionOutput,
     Engine,
     GenerationRequest,
+    GenerationResult,
     OutputConstraint,
 )
-from evalserve.errors import InvalidInputError
+from evalserve.errors import EngineError, InvalidInputError
 from evalserve.judge.parse import (
     Verdict,
     VerdictError,
@@ -262,8 +263,7 @@ class Judge:
     ) -> tuple[Verdict, ScoreDistribution | None]:
         request = self._request(attempt, messages=messages, max_tokens=self.max_tokens,
                                 constraint=self._plan.constraint)
-        result = await self.engine.generate(request)
-        out = result.outputs[0]
+        out = _first(await self.engine.generate(request))
         if out.finish_reason == "abort":
             raise _Aborted(out.text)
         try:
@@ -330,7 +330,7 @@ class Judge:
         request = self._request(attempt, prompt=transcript(messages) + prefix,
                                 max_tokens=max(len(str(s)) for s in scale) + 1,
                                 constraint=constraint)
-        second = (await self.engine.generate(request)).outputs[0]
+        second = _first(await self.engine.generate(request))
         match = re.match(r"\s*(-?\d+)", second.text)
         if match is None or int(match.group(1)) not in scale:
             raise _Failed(
@@ -342,3 +342,11 @@ class Judge:
         log.info("answer cut at max_tokens=%d; score %s read in a second step",
                  self.max_tokens, match.group(1))
         return Verdict(int(match.group(1)), feedback, None), dist
+
+
+def _first(result: GenerationResult) -> CompletionOutput:
+    """The one completion of a result; none at all is an engine failure (propagated like any
+    other), never an IndexError."""
+    if not result.outputs:
+        raise EngineError("the engine returned no completion for this item")
+    return result.outputs[0]
