@@ -398,3 +398,26 @@ async def test_a_small_job_behind_another_owners_big_job_takes_at_most_twice_its
         await service.cancel(big.job.id)
     assert eng.peak_of["small"] == capacity // 2
     assert shared_s <= 2 * alone_s, (shared_s, alone_s)
+
+
+async def test_a_job_pauses_while_the_store_cannot_write(tmp_path: Path) -> None:
+    """Defect (issue 11, item 6): a job kept grading while the disk was full, its results
+    piling up in memory; it now waits for the store before starting each item."""
+    eng = engine(capacity=4)
+    async with running_service(tmp_path, eng) as service:
+        writer = service.runner._writer
+        gate, asked = asyncio.Event(), asyncio.Event()
+
+        async def full_disk() -> None:
+            asked.set()
+            await gate.wait()
+
+        writer.wait_writable = full_disk
+        sub = await service.submit(items(5))
+        await asyncio.wait_for(asked.wait(), 10)
+        assert eng.requests == []  # asked before its first item: nothing graded meanwhile
+        assert (await service.get(sub.job.id)).status is JobStatus.RUNNING
+        gate.set()
+        events = await collect(service, sub.job.id)
+    assert events[-1].type == "complete" and events[-1].data["scored"] == 5
+    assert len(eng.requests) == 5

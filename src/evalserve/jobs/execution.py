@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,23 @@ class Execution:
         for task in list(self.tasks):
             if task is not current:
                 task.cancel()
+
+    async def until(self, awaitable: Awaitable[Any]) -> bool:
+        """Await `awaitable` unless the job stops first (then it is cancelled): True when it
+        finished."""
+        work = asyncio.ensure_future(awaitable)
+        if work.done():
+            return True
+        stopping = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+        return work.done() and not work.cancelled() and not self.stopping.is_set()
 
     async def wait_room(self) -> bool:
         """Wait until the job may start another item task; False when it stops first."""

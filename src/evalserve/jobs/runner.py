@@ -266,6 +266,9 @@ class JobRunner:
                     break
                 for pending in chunk:
                     after = pending.idx
+                    # while the store cannot write (a full disk) the job pauses here
+                    if not await ex.until(self._writer.wait_writable()):
+                        break
                     if not await ex.wait_room():
                         break
                     task = asyncio.create_task(self._grade(ex, grader, pending))
