@@ -197,8 +197,15 @@ async def test_one_failing_prompt_aborts_the_rest_of_the_batch() -> None:
 
 
 async def test_prompt_over_the_context_is_rejected_before_generating() -> None:
+    """Also: long prompts are counted off the event loop (a 1 MB prompt froze every route
+    while it was tokenised)."""
+    import threading
+
+    threads = []
+
     class Counting(ScriptedEngine):
         def count_tokens(self, text: str) -> int:
+            threads.append(threading.current_thread())
             return len(text)
 
     engine = Counting(_echo)
@@ -206,3 +213,4 @@ async def test_prompt_over_the_context_is_rejected_before_generating() -> None:
     with pytest.raises(InvalidInputError, match=r"prompt\[1\] has about 60 tokens.*at most 50"):
         await predict(engine, ["short", "y" * 60], options)
     assert engine.requests == []
+    assert threads and threading.main_thread() not in threads

@@ -235,14 +235,16 @@ def _request(prompt: str, options: PredictOptions) -> GenerationRequest:
     )
 
 
-def _check_lengths(engine: Engine, prompts: Sequence[str], limit: int | None) -> None:
+async def _check_lengths(engine: Engine, prompts: Sequence[str], limit: int | None) -> None:
+    """Refuse a prompt longer than the model takes; long prompts are tokenised off the
+    event loop (a huge one would freeze every route while it is counted)."""
     if limit is None:
         return
     for i, prompt in enumerate(prompts):
         # A token covers at least one UTF-8 byte: short prompts need no tokenizer call.
         if len(prompt.encode("utf-8")) < limit // 2:
             continue
-        tokens = engine.count_tokens(prompt)
+        tokens = await asyncio.to_thread(engine.count_tokens, prompt)
         if tokens >= limit:
             where = f"prompt[{i}]" if len(prompts) > 1 else "prompt"
             raise InvalidInputError(
@@ -259,7 +261,7 @@ async def predict_many(
     Blank prompts are answered with "" without generating. If one prompt fails (e.g. it is
     longer than the model's context) the others are aborted and the error is raised.
     """
-    _check_lengths(engine, prompts, options.max_prompt_tokens)
+    await _check_lengths(engine, prompts, options.max_prompt_tokens)
     todo = [i for i, p in enumerate(prompts) if p.strip()]
     requests = [_request(prompts[i], options) for i in todo]
     try:

@@ -42,6 +42,10 @@ def errors_of(model: type, data: dict[str, Any]) -> list[tuple[tuple, str]]:
     ({"presence_penalty": 2.5}, ("presence_penalty",), "less_than_equal"),
     ({"frequency_penalty": -3}, ("frequency_penalty",), "greater_than_equal"),
     ({"repetition_penalty": 0}, ("repetition_penalty",), "greater_than"),
+    # the seam's ranges, so the OpenAPI schema (and schemathesis) promise what is accepted
+    ({"repetition_penalty": 2.5}, ("repetition_penalty",), "less_than_equal"),
+    ({"seed": 2**64}, ("seed",), "less_than_equal"),
+    ({"seed": -(2**63) - 1}, ("seed",), "greater_than_equal"),
     ({"top_logprobs": 21}, ("top_logprobs",), "less_than_equal"),
     ({"messages": []}, ("messages",), "too_short"),
     ({"messages": [{"content": "x"}]}, ("messages", 0, "role"), "missing"),

@@ -7,7 +7,6 @@ import asyncio
 import time
 
 import httpx
-import pytest
 
 from evalserve.server.app import build_app
 from evalserve.settings import Settings
