@@ -169,6 +169,24 @@ async def test_evaluate_is_charged_its_items_per_caller(settings) -> None:  # no
     assert too_many.status_code == 413 and "ITEM_RATE_LIMIT" in too_many.json()["error"]["message"]
 
 
+async def test_a_refused_submission_costs_no_items(settings) -> None:  # noqa: ANN001
+    """Defect: `/evaluate` charged the items before validating them, so an invalid
+    submission (422) used up the caller's `ITEM_RATE_LIMIT` window, and a job over
+    `MAX_ITEMS_PER_JOB` got the rate limit's 413 instead of the documented 422."""
+    from tests.jobs.helpers import items
+
+    s = make_settings(settings, item_rate_limit="3/minute", max_items_per_job=2)
+    async with running_app(s) as (app, client):
+        bad = [{k: v for k, v in i.items() if k != "respuesta"} for i in items(2)]
+        r = await client.post("/evaluate", json={"items": bad})
+        assert r.status_code == 422 and "lacks the field" in r.json()["error"]["message"]
+        r = await client.post("/evaluate", json={"items": items(3)})
+        assert r.status_code == 422 and "MAX_ITEMS_PER_JOB" in r.json()["error"]["message"]
+        ok = await client.post("/evaluate", json={"items": items(2)})
+        assert ok.status_code == 200 and ok.json()["total_items"] == 2
+        assert len(await app.state.evalserve.components.jobs.list()) == 1
+
+
 async def test_metrics_routes_are_charged_their_texts_per_caller(settings) -> None:  # noqa: ANN001
     """Regression: the metrics routes had no rate limit (texts per minute unbounded)."""
     s = make_settings(settings, text_rate_limit="3/minute")

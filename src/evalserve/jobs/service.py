@@ -141,10 +141,13 @@ class JobService:
         metrics: list[str] | None = None,
         track: dict[str, Any] | None = None,
         owner: str | None = None,
+        charge: Callable[[int], Awaitable[None]] | None = None,
     ) -> Submission:
         """Validate everything, then store the job of `owner` and its items in one
         transaction and queue it. Nothing is stored when any item is invalid, when the engine
-        failed to load (503), or when `owner` already has `max_queued_jobs` queued (429)."""
+        failed to load (503), or when `owner` already has `max_queued_jobs` queued (429).
+        `charge(n)` (a rate limit, in items) is called once all of that passed, before
+        storing: a refused submission costs nothing."""
         await self.runner.check_engine()
         if metrics is not None and not (isinstance(metrics, list)
                                         and all(isinstance(m, str) for m in metrics)):
@@ -168,6 +171,8 @@ class JobService:
         self._submitting[owner] = self._submitting.get(owner, 0) + 1
         try:
             await self._check_queue(owner)
+            if charge is not None:
+                await charge(len(checked))
             await self.store.create_job(job, checked)
         finally:
             self._submitting[owner] -= 1

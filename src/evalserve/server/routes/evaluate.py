@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -23,9 +24,9 @@ async def evaluate(body: EvaluateRequest, jobs: JobsDep, request: Request,
     """Validate and store the items, queue the job (owned by the caller's key), answer at once
     with its stream URL. 429 when the caller already has `MAX_QUEUED_JOBS_PER_CALLER` queued
     jobs, 503 while the model failed to load or the job store cannot write."""
-    await charge_items(request, len(body.items))  # ITEM_RATE_LIMIT, per caller
-    submission = await jobs.submit(body.items, body.rubric, metrics=body.metrics,
-                                   track=body.track, owner=caller.key_id)
+    submission = await jobs.submit(
+        body.items, body.rubric, metrics=body.metrics, track=body.track, owner=caller.key_id,
+        charge=functools.partial(charge_items, request))  # ITEM_RATE_LIMIT, once valid
     return EvaluateResponse.of(submission)
 
 
