@@ -17,7 +17,9 @@ from evalserve.errors import (
     EvalserveError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
     RateLimitError,
+    StorageFullError,
     TrackingError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -36,6 +38,8 @@ TREE = [
     (EngineUnavailableError, 503, "server_error", "engine_unavailable"),
     (UpstreamError, 502, "upstream_error", "bad_gateway"),
     (UpstreamTimeoutError, 504, "upstream_error", "gateway_timeout"),
+    (PayloadTooLargeError, 413, "invalid_request_error", "payload_too_large"),
+    (StorageFullError, 503, "server_error", "storage_unavailable"),
     (TrackingError, 500, "server_error", "tracking_error"),
 ]
 
