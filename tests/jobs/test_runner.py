@@ -421,3 +421,32 @@ async def test_a_job_pauses_while_the_store_cannot_write(tmp_path: Path) -> None
         events = await collect(service, sub.job.id)
     assert events[-1].type == "complete" and events[-1].data["scored"] == 5
     assert len(eng.requests) == 5
+
+
+async def test_clean_stops_do_not_count_as_attempts(tmp_path: Path) -> None:
+    """Defect: a clean stop left the job `running`, so each restart counted a start attempt
+    and a long job spanning MAX_JOB_ATTEMPTS ordinary restarts was failed as a poison job."""
+    job_id = ""
+    for stop in range(1, 5):  # more stops than MAX_JOB_ATTEMPTS
+        slow = engine(capacity=2, delay=0.05)
+        async with running_service(tmp_path, slow, max_job_attempts=3) as service:
+            if not job_id:
+                job_id = (await service.submit(items(40))).job.id
+            await wait_until(lambda: slow_done(service, job_id, 2 * stop),  # noqa: B023
+                             what="some more items graded")
+        stopped = await _job_after_stop(tmp_path, job_id)
+        assert (stopped.status, stopped.attempts) == (JobStatus.QUEUED, 0)
+    async with running_service(tmp_path, engine(capacity=4), max_job_attempts=3) as service:
+        events = await collect(service, job_id)
+    assert events[-1].type == "complete" and events[-1].data["completed"] == 40
+
+
+async def _job_after_stop(tmp_path: Path, job_id: str) -> Job:
+    from evalserve.jobs.sqlite import SQLiteJobStore
+
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        return await store.get_job(job_id)
+    finally:
+        await store.close()

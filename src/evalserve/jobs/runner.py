@@ -160,12 +160,22 @@ class JobRunner:
 
     async def close(self) -> None:
         """Stop running jobs where they are (they resume on the next start); results already
-        graded are stored first."""
+        graded are stored first, then the jobs are handed back `queued`, so a clean stop does
+        not count against `MAX_JOB_ATTEMPTS` (a process that dies does)."""
+        running = [ex.job.id for ex in self._running.values()]
         for task in [*self._background, *self._job_tasks]:
             task.cancel()
         await asyncio.gather(*self._background, *self._job_tasks, return_exceptions=True)
         self._background = []
         await self._writer.close()
+        try:
+            jobs = [await self.store.get_job(job_id) for job_id in running]
+            back = [StatusChange(j.id, JobStatus.QUEUED, handed_back=True)
+                    for j in jobs if j.status is JobStatus.RUNNING]  # not those that ended
+            if back:
+                await self.store.commit(status=back)
+        except Exception:  # they stay `running`: requeued at the next start, and counted
+            log.exception("could not hand back %d running job(s) at stop", len(running))
 
     def active_jobs(self) -> int:
         """Queued + running jobs (what `/health` reports)."""

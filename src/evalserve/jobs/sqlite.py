@@ -351,10 +351,10 @@ class SQLiteJobStore(JobStore):
                 conn.execute(
                     "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), "
                     "finished_at = COALESCE(?, finished_at), error = COALESCE(?, error), "
-                    "attempts = attempts + ? WHERE id = ?",
+                    "attempts = MAX(0, attempts + ? - ?) WHERE id = ?",
                     (s.status.value, s.started_at, s.finished_at,
                      dumps(s.error) if s.error else None,
-                     int(s.status is JobStatus.RUNNING), s.job_id))
+                     int(s.status is JobStatus.RUNNING), int(s.handed_back), s.job_id))
             return stored
 
         return await self._write(run)

@@ -45,6 +45,9 @@ class StatusChange:
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, Any] | None = None
+    handed_back: bool = False
+    """A clean stop gives the job back (`queued`): its start is not counted as an attempt,
+    since only a process that died while running the job suggests the job is the cause."""
 
 
 @dataclass
