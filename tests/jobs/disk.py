@@ -27,13 +27,16 @@ class InjectedCommitError(OSError):
 class DiskStore(SQLiteJobStore):
     """`SQLiteJobStore` with a disk to fill. `refused` counts commits refused with
     `StorageFullError`; `fail_commits = n` makes the next n commits that carry results raise
-    `InjectedCommitError` before reaching SQLite (`injected` counts them)."""
+    `InjectedCommitError` before reaching SQLite (`injected` counts them); `refuse_all`
+    refuses every commit as a full disk would once not even a small row fits (a real full
+    file still has room inside each table's pages)."""
 
     def __init__(self, path: Path, **options: Any) -> None:
         super().__init__(path, **options)
         self.refused = 0
         self.fail_commits = 0
         self.injected = 0
+        self.refuse_all = False
 
     async def on_writer(self, sql: str) -> list[tuple]:
         """Run one statement on the writer's connection, outside any transaction."""
@@ -50,6 +53,10 @@ class DiskStore(SQLiteJobStore):
 
     async def commit(self, results: Sequence[ResultRow] = (), events: Sequence[NewEvent] = (),
                      status: Sequence[StatusChange] = ()) -> list[JobEvent]:
+        if self.refuse_all:
+            self.refused += 1
+            raise StorageFullError("the job store cannot write: refused by the test "
+                                   "(every commit, however small)")
         if results and self.fail_commits:
             self.fail_commits -= 1
             self.injected += 1

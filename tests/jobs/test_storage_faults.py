@@ -157,3 +157,27 @@ async def _completed(service: JobService, job_id: str, n: int) -> bool:
 async def _refused_or_ended(service: JobService, job_id: str, n: int) -> bool:
     assert isinstance(service.store, DiskStore)
     return service.store.refused >= n or (await service.get(job_id)).status.finished
+
+
+async def test_a_cancel_while_the_disk_is_full_answers_instead_of_hanging(
+        service: JobService) -> None:
+    """Defect: `DELETE /jobs/{id}` waited until the job's end was stored, which on a full
+    disk meant until space was back; it now answers 503 saying the cancel stands and will be
+    stored, and the job ends `cancelled` once the store writes again."""
+    store = service.store
+    assert isinstance(store, DiskStore)
+    job = (await service.submit(_items(TOTAL))).job
+    await wait_until(lambda: _completed(service, job.id, MIDWAY), what=f"{MIDWAY} stored")
+    store.refuse_all = True
+    with pytest.raises(StorageFullError, match="is cancelled, but the job store cannot write"):
+        await asyncio.wait_for(service.cancel(job.id), 30)
+    assert (await service.get(job.id)).status is JobStatus.RUNNING
+    store.refuse_all = False
+    await wait_until(lambda: _status_is(service, job.id, JobStatus.CANCELLED),
+                     what="the cancel stored")
+    events = [e async for e in service.follow(job.id)]
+    assert events[-1].type == "cancelled"
+
+
+async def _status_is(service: JobService, job_id: str, status: JobStatus) -> bool:
+    return (await service.get(job_id)).status is status

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalserve.engines.base import Engine
-from evalserve.errors import ConflictError, EngineUnavailableError
+from evalserve.errors import ConflictError, EngineUnavailableError, StorageFullError
 from evalserve.jobs.admission import admit
 from evalserve.jobs.events import EventBus
 from evalserve.jobs.execution import Execution
@@ -61,6 +61,9 @@ _ITEM_CHUNK = 256
 _OWNER_LOOKAHEAD = 64
 #: The scheduler's backoff after store errors stops doubling at this attempt (~16 s).
 _MAX_BACKOFF_STEP = 6
+
+#: How often a cancel waiting for the job to end checks whether the store can write.
+_CANCEL_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -381,7 +384,16 @@ class JobRunner:
                 return await self.store.get_job(job_id)
             ex.cancelled = True
             ex.stop()
-        await ex.done.wait()
+        while not ex.done.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CANCEL_CHECK_SECONDS):
+                    await ex.done.wait()
+            error = self._writer.storage_error
+            if not ex.done.is_set() and error is not None:
+                # The end cannot be stored now; answering beats hanging until space is back.
+                raise StorageFullError(
+                    f"job {job_id} is cancelled, but the job store cannot write "
+                    f"({error.message}); its `cancelled` state is stored once it can") from None
         return await self.store.get_job(job_id)
 
     async def sweep(self) -> list[str]:
