@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 2**20, ge=1024)
     """Largest request body in bytes; a larger one answers 413."""
     max_prompts_per_request: int = Field(256, ge=1)
-    """Most prompts in one `/v1/completions` list or one batch `/predict`."""
+    """Most prompts in one `/v1/completions` list (batch `/predict`: `MAX_PREDICT_PROMPTS`)."""
     max_sequences_per_request: int = Field(1024, ge=1)
     """Most sequences one request may ask for: prompts × `n`."""
     max_texts_per_request: int = Field(10_000, ge=1)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from evalserve.client.jobs import JobsClient
-from evalserve.errors import InvalidInputError, NotFoundError, UpstreamError
+from evalserve.errors import ConflictError, InvalidInputError, NotFoundError, UpstreamError
 
 STREAM = (
     "id: 1\r\nevent: batch_complete\r\ndata: {\"batch_number\": 1}\r\n\r\n"
@@ -65,7 +65,7 @@ async def test_submit_follow_results_and_job() -> None:
     (_envelope(422, "items[0] lacks the field(s) ['consigna']", "invalid_input"),
      InvalidInputError, "items[0] lacks the field(s) ['consigna']"),
     (_envelope(409, "job j1 is already finished", "conflict"),
-     InvalidInputError, "job j1 is already finished"),
+     ConflictError, "job j1 is already finished"),
     (_envelope(404, "no job j1", "not_found"), NotFoundError, "no job j1"),
     (httpx.Response(500, text="boom"), UpstreamError,
      "http://srv:8000/evaluate answered 500: HTTP 500: boom"),
@@ -118,7 +118,7 @@ async def test_retry_posts_and_maps_a_409() -> None:
 
     async with _jobs(handler) as jobs:
         view = await jobs.retry("j1", unscored=True)
-        with pytest.raises(InvalidInputError, match="no error items to retry"):
+        with pytest.raises(ConflictError, match="no error items to retry"):
             await jobs.retry("j2")
     assert view == {"job_id": "j1", "status": "queued"}
     assert [(r.method, r.url.path, r.url.query) for r in seen] == [

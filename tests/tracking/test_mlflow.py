@@ -141,3 +141,19 @@ def test_user_tags_cannot_overwrite_mlflow_system_tags(
     assert tags.get("mlflow.user") != "mallory" and " MLflow.source.name" not in tags
     assert tags["mlflow.note.content"].startswith("LLM-as-a-judge evaluation")
     assert "tag 'mlflow.user' not logged: mlflow.* tags are MLflow's own" in caplog.text
+
+
+def test_user_tags_cannot_relabel_the_runs_rubric_or_version(
+        tmp_path: Path, records, rubric) -> None:  # noqa: ANN001
+    """Defect: user tags were merged after evalserve's, so `track.tags` could set the run's
+    `rubric`, `experiment_type` and `evalserve_version` to anything."""
+    from mlflow import MlflowClient
+
+    from evalserve import __version__
+
+    uri = default_tracking_uri(tmp_path / "data")
+    run = log_evaluation_run(records, rubric=rubric, tracking_uri=uri,
+                             tags={"rubric": "forged", "evalserve_version": "0", "team": "a"})
+    tags = MlflowClient(tracking_uri=uri).get_run(run.run_id).data.tags
+    assert (tags["rubric"], tags["evalserve_version"], tags["team"]) == \
+        (rubric.name, __version__, "a")

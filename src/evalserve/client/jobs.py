@@ -2,7 +2,8 @@
 
 Used by `evalserve evaluate --server URL`; works against any server speaking seed 000's
 `POST /evaluate` + `GET /stream/{job_id}`. Errors are the library's own: a 404 is
-`NotFoundError`, a rejected submission `InvalidInputError`, anything else `UpstreamError`.
+`NotFoundError`, a 409 (a finished job cancelled, nothing to retry) `ConflictError`, a
+rejected submission `InvalidInputError`, anything else `UpstreamError`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from evalserve.client.http import (
     transport_error,
 )
 from evalserve.client.sse import SSELineBuffer, SSEMessage, is_final
-from evalserve.errors import EvalserveError, InvalidInputError, NotFoundError, UpstreamError
+from evalserve.errors import (
+    ConflictError,
+    EvalserveError,
+    InvalidInputError,
+    NotFoundError,
+    UpstreamError,
+)
 
 __all__ = ["JobsClient"]
 
@@ -45,7 +52,9 @@ class JobsClient(AsyncConnection):
     def _library_error(self, err: EvalserveHTTPError, path: str) -> EvalserveError:
         if err.status == 404:
             return NotFoundError(err.message)
-        if err.status in (400, 409, 422):
+        if err.status == 409:
+            return ConflictError(err.message)
+        if err.status in (400, 422):
             return InvalidInputError(err.message)
         if err.status == 0:
             return UpstreamError(err.message)
@@ -99,8 +108,8 @@ class JobsClient(AsyncConnection):
 
     async def retry(self, job_id: str, *, unscored: bool = False) -> dict[str, Any]:
         """`POST /jobs/{job_id}/retry`: grade a finished job's error items (and unscored ones
-        with `unscored`) again; the job's view, queued. `InvalidInputError` (409) while it
-        runs or when it has nothing to retry."""
+        with `unscored`) again; the job's view, queued. `ConflictError` (409) while it runs
+        or when it has nothing to retry."""
         params = {"unscored": "true"} if unscored else {}
         return (await self._send("POST", f"/jobs/{job_id}/retry", params=params)).json()
 

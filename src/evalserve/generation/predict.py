@@ -187,7 +187,7 @@ def check_prompts(prompt: object, *, batch_mode: bool, max_chars: int,
                   max_prompts: int | None = None) -> list[str]:
     """The prompts of a `/predict` body's `prompt` value, or an InvalidInputError saying what
     to fix. A list is accepted only in batch mode, and of at most `max_prompts` prompts
-    (`MAX_PROMPTS_PER_REQUEST`; PayloadTooLargeError beyond)."""
+    (`MAX_PREDICT_PROMPTS`; PayloadTooLargeError beyond)."""
     if isinstance(prompt, str):
         prompts = [prompt]
     elif isinstance(prompt, list):

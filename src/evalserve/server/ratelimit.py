@@ -2,11 +2,13 @@
 
 What is counted (the routes charge through `server/costs.py`):
 
-- prompts on `/v1`, `/predict` and `/generate`, per caller and model, against the model's
+- prompts on `/v1`, per caller and model, against the model's
   tier: seed 001's table by the model size read from the model id (up to 7B 100/minute, 13B
   50, 30B/40B 40, 70B and larger 20; a smaller or unknown size takes the 7B tier), or
   `RATE_LIMITS="my-model=30/minute;other=5/second;*=1000/minute"` (`*`: every other model).
   A list of 200 prompts is 200 hits, and `n` multiplies;
+- prompts sent to `/predict` and `/generate` per caller (`PREDICT_RATE_LIMIT`: a seed 003
+  grader may push every question at once, more than a model tier allows);
 - items submitted to `/evaluate` per caller (`ITEM_RATE_LIMIT`), texts sent to the metrics
   routes per caller (`TEXT_RATE_LIMIT`);
 - prompt + completion tokens on `/v1` per caller and model (`TOKENS_PER_MINUTE`, like

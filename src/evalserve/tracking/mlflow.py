@@ -252,8 +252,9 @@ def log_evaluation_run(
     table = results_table(records, rubric, items)
     metrics = summarize(records, rubric)
     metrics.update({k: float(v) for k, v in (metrics_extra or {}).items() if v is not None})
-    run_tags = {"experiment_type": EXPERIMENT_TYPE, "evalserve_version": __version__,
-                "rubric": rubric.name, **_user_tags(tags)}
+    # evalserve's own tags last: a user tag may not relabel the run's rubric or version
+    run_tags = {**_user_tags(tags), "experiment_type": EXPERIMENT_TYPE,
+                "evalserve_version": __version__, "rubric": rubric.name}
     try:
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param, RunTag

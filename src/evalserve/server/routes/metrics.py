@@ -3,8 +3,8 @@
 `evalserve.generation.summary.summarize`), shape the answer.
 
 Each metrics request holds at most `MAX_TEXTS_PER_REQUEST` texts (pairs count once) and is
-charged its texts against `TEXT_RATE_LIMIT`; `/generate` is charged one prompt against the
-model's rate limit, like `/predict`."""
+charged its texts against `TEXT_RATE_LIMIT`; `/generate` is charged one prompt against
+`PREDICT_RATE_LIMIT`, like `/predict`."""
 
 from __future__ import annotations
 
