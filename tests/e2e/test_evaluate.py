@@ -160,7 +160,7 @@ def test_job_detail_list_and_health(seed_job: dict) -> None:
     job = httpx.get(f"{url}/jobs/{job_id}").json()
     assert job["status"] == "completed" and job["rubric"] == "teacher-eval-ca"
     assert job["counts"] == {"total": 25, "completed": 25, "scored": 25, "unscored": 0,
-                             "percentage": 100.0}
+                             "errors": 0, "percentage": 100.0}
     notes = [r["nota"] for e in seed_job["live"][:-1] for r in e.data["results"]]
     assert job["mean_score"] == pytest.approx(sum(notes) / 25, abs=1e-3)
     timings = job["timings"]
