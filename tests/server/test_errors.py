@@ -130,6 +130,24 @@ async def test_request_validation_errors_name_each_field(client: httpx.AsyncClie
     assert envelope(r)["message"] == "query.limit: Field required"
 
 
+async def test_openapi_documents_the_envelope_as_every_422(client: httpx.AsyncClient) -> None:
+    """Defect: /openapi.json documented FastAPI's `{"detail": [...]}` for every 422 while the
+    server answers the envelope, so a client generated from the schema expected the wrong
+    body (schemathesis passed only because `detail` was optional)."""
+    import jsonschema
+
+    schema = (await client.get("/openapi.json")).json()
+    ref = schema["paths"]["/v1/chat/completions"]["post"]["responses"]["422"]["content"][
+        "application/json"]["schema"]["$ref"]
+    documented = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert documented["required"] == ["error"] and "ValidationError" not in schema[
+        "components"]["schemas"]
+    r = await client.post("/v1/chat/completions", json=chat_body(n=0))
+    jsonschema.validate(r.json(), documented)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"detail": [{"loc": ["body"], "msg": "x"}]}, documented)
+
+
 async def test_a_body_that_is_not_json_is_a_validation_envelope(
         client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/chat/completions", content=b"{not json",

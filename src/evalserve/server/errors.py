@@ -69,8 +69,35 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     return _envelope(EvalserveError("internal server error; see the server log"))
 
 
+#: The envelope as OpenAPI documents it: every route's 422 (FastAPI would document its own
+#: `HTTPValidationError {detail}`, which this server never sends).
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "title": "ErrorEnvelope",
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["message", "type", "code"],
+        "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                       "code": {"type": "string"}},
+    }},
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error with the envelope, and document it as the 422 of every route."""
     app.add_exception_handler(EvalserveError, _evalserve_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    build_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # FastAPI's builder caches what it returns there
+            schemas = build_schema().get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ENVELOPE_SCHEMA
+                schemas.pop("ValidationError", None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
