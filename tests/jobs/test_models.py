@@ -43,8 +43,12 @@ def test_event_names_are_the_seeds() -> None:
     assert (EventType.CANCELLED, EventType.ERROR) == ("cancelled", "error")
 
 
+DEFAULTS = {"metrics": [], "track": None, "judges": None, "aggregate": "mean",
+            "min_successful": None, "samples": 1, "reducer": "mean", "temperature": None}
+
+
 def test_options_default_to_no_metrics_and_no_tracking() -> None:
-    assert JobOptions().to_dict() == {"metrics": [], "track": None}
+    assert JobOptions().to_dict() == DEFAULTS
     assert JobOptions.from_dict({}) == JobOptions()
     assert JobOptions.from_dict({"metrics": None, "track": None}) == JobOptions()
 
@@ -52,8 +56,30 @@ def test_options_default_to_no_metrics_and_no_tracking() -> None:
 def test_options_round_trip_through_json() -> None:
     options = JobOptions(metrics=["rouge", "bertscore"], track={"experiment": "e1"})
     stored = json.loads(json.dumps(options.to_dict()))
-    assert stored == {"metrics": ["rouge", "bertscore"], "track": {"experiment": "e1"}}
+    assert stored == {**DEFAULTS, "metrics": ["rouge", "bertscore"],
+                      "track": {"experiment": "e1"}}
     assert JobOptions.from_dict(stored) == options
+
+
+def test_jury_and_sampling_options_round_trip_through_json() -> None:
+    """A resumed job grades with the jury and samples it was submitted with: they survive
+    the store's JSON."""
+    juror = {"name": "strict", "model": "scripted", "rubric_name": "judge-1-5",
+             "rubric": {"name": "judge-1-5", "scale": [1, 2, 3, 4, 5]}}
+    jury = JobOptions(judges=[juror], aggregate="majority", min_successful=1,
+                      temperature=0.3)
+    sampled = JobOptions(samples=5, reducer="mode", temperature=0.9)
+    for options in (jury, sampled):
+        stored = json.loads(json.dumps(options.to_dict()))
+        assert JobOptions.from_dict(stored) == options
+    assert jury.to_dict()["judges"] == [juror]
+    assert (sampled.to_dict()["samples"], sampled.to_dict()["reducer"]) == (5, "mode")
+
+
+def test_options_stored_before_juries_read_as_one_judge_one_sample() -> None:
+    old = JobOptions.from_dict({"metrics": ["rouge"], "track": None})
+    assert (old.judges, old.aggregate, old.min_successful) == (None, "mean", None)
+    assert (old.samples, old.reducer, old.temperature) == (1, "mean", None)
 
 
 def test_options_do_not_share_their_metrics_list() -> None:

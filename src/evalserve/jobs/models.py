@@ -34,17 +34,45 @@ class EventType:
 
 @dataclass
 class JobOptions:
-    """Request options other components read (metrics to compute, tracking settings)."""
+    """Request options other components read (metrics to compute, tracking settings, the
+    jury and repeated sampling), stored with the job: a resumed job grades with the same ones.
+
+    `judges`: None (one judge: the job's rubric on the served model) or the jury, resolved at
+    submission, each `{"name", "model", "rubric_name", "rubric": <canonical rubric dict>}` in
+    the job's order; `aggregate` (mean | median | majority) and `min_successful` (None: all
+    judges) apply to it. `samples` >= 2 grades each item that many times at `temperature`
+    (None: the judge's default, 0.0) with distinct seeds; `reducer` (mean | median | mode)
+    makes the samples one score.
+    """
 
     metrics: list[str] = field(default_factory=list)
     track: dict[str, Any] | None = None
+    judges: list[dict[str, Any]] | None = None
+    aggregate: str = "mean"
+    min_successful: int | None = None
+    samples: int = 1
+    reducer: str = "mean"
+    temperature: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": list(self.metrics), "track": self.track}
+        judges = None if self.judges is None else [dict(j) for j in self.judges]
+        return {"metrics": list(self.metrics), "track": self.track, "judges": judges,
+                "aggregate": self.aggregate, "min_successful": self.min_successful,
+                "samples": self.samples, "reducer": self.reducer,
+                "temperature": self.temperature}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobOptions:
-        return cls(metrics=list(data.get("metrics") or []), track=data.get("track"))
+        """The options of a stored dict; keys it lacks (a job stored before they existed)
+        take their defaults."""
+        judges = data.get("judges")
+        return cls(metrics=list(data.get("metrics") or []), track=data.get("track"),
+                   judges=None if judges is None else [dict(j) for j in judges],
+                   aggregate=data.get("aggregate") or "mean",
+                   min_successful=data.get("min_successful"),
+                   samples=int(data.get("samples") or 1),
+                   reducer=data.get("reducer") or "mean",
+                   temperature=data.get("temperature"))
 
 
 @dataclass
