@@ -59,6 +59,7 @@ async def test_json_is_one_object_with_the_job_head_and_results(store: SQLiteJob
                              1: {"id": "i1", "feedback": None}}, total=3)
     text = await _text(store, job, "json")
     assert json.loads(text) == {"job_id": "j1", "status": "running", "total": 3, "completed": 2,
+                                "report": None,
                                 "results": [{"id": "i0", "feedback": "Molt bé, Núria"},
                                             {"id": "i1", "feedback": None}]}
     assert "Núria" in text  # non-ASCII kept

@@ -172,8 +172,9 @@ async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert (old.status, old.scored, old.owner, old.attempts, old.errors) == \
             (JobStatus.COMPLETED, 1, None, 0, 0)
         check = sqlite3.connect(path)
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
         check.close()
+        assert await store.get_report("old") is None
     finally:
         await store.close()
 

@@ -12,7 +12,7 @@ from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
 
 SEAM = {"create_job", "get_job", "list_jobs", "runnable_jobs", "requeue_interrupted",
         "count_active", "count_queued", "retry_items", "pending_items", "unannounced_results",
-        "commit", "events_after", "records", "delete_expired"}
+        "commit", "events_after", "records", "delete_expired", "get_report"}
 
 
 def test_a_new_event_is_not_final_and_announces_nothing() -> None:

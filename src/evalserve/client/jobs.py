@@ -103,8 +103,14 @@ class JobsClient(AsyncConnection):
                                  params={"format": fmt})).text
 
     async def job(self, job_id: str) -> dict[str, Any]:
-        """`GET /jobs/{job_id}`: status and counters."""
+        """`GET /jobs/{job_id}`: status, counters and, once completed, the `report`."""
         return (await self._send("GET", f"/jobs/{job_id}")).json()
+
+    async def agreement(self, job_id: str) -> dict[str, Any]:
+        """`GET /jobs/{job_id}/agreement`: the judge's agreement with the items' human grades
+        (`{"job_id", "status", "score": {...}, "score_expected": {...} | None}`).
+        `NotFoundError` (404) when no item has a human grade, or no such job."""
+        return (await self._send("GET", f"/jobs/{job_id}/agreement")).json()
 
     async def retry(self, job_id: str, *, unscored: bool = False) -> dict[str, Any]:
         """`POST /jobs/{job_id}/retry`: grade a finished job's error items (and unscored ones

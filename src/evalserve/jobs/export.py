@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from evalserve.errors import InvalidInputError
-from evalserve.jobs.models import Job
+from evalserve.jobs.models import Job, JobStatus
 from evalserve.jobs.store import JobStore
 from evalserve.records import csv_row
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "export_results", "iter_records", "json_text",
-           "csv_safe"]
+           "csv_safe", "flat_record"]
 
 FORMATS = ("json", "jsonl", "csv")
 MEDIA_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson",
@@ -68,18 +68,61 @@ def csv_safe(row: dict[str, Any]) -> dict[str, Any]:
             for k, v in row.items()}
 
 
+#: Nested record keys a CSV spreads over columns of their own (jury, sampling and pairwise
+#: results); other nested values are JSON-encoded in one cell.
+_SPREAD = ("verdicts", "verdict_probs", "judges", "samples")
+
+
+def flat_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as CSV cells, one row per item: `verdicts` and `verdict_probs` as
+    `verdicts.ab`, `verdict_probs.A` ...; `samples` as `samples.1` ... `samples.k`; `judges`
+    as `judges.<name>.<key>` (`judges.<name>.score`, `.status`, `.feedback` ..., by the judge's
+    name, else its position from 1); other nested values JSON-encoded."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key not in _SPREAD or not isinstance(value, dict | list):
+            out[key] = value
+        elif isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        elif key == "judges":
+            names = [j.get("judge") if isinstance(j, dict) else None for j in value]
+            unique = all(n is not None for n in names) and len(set(names)) == len(names)
+            for i, judge in enumerate(value):
+                name = names[i] if unique else i + 1
+                if isinstance(judge, dict):
+                    out.update({f"{key}.{name}.{k}": v for k, v in judge.items()
+                                if k != "judge"})
+                else:
+                    out[f"{key}.{name}"] = judge
+        else:
+            out.update({f"{key}.{i + 1}": v for i, v in enumerate(value)})
+    return csv_row(out)
+
+
+def _columns(columns: dict[str, None], score_field: str) -> list[str]:
+    """The CSV header: the union of the records' keys, `human_score` next to the score."""
+    names = list(columns)
+    if "human_score" in columns and score_field in columns:
+        names.remove("human_score")
+        names.insert(names.index(score_field) + 1, "human_score")
+    return names
+
+
 async def export_results(store: JobStore, job: Job, fmt: str) -> AsyncIterator[str]:
     """The job's results as text chunks: `json` is `{"job_id", "status", "total", "completed",
-    "results": [...]}`, `jsonl` one record per line, `csv` one row per record (nested values
-    JSON-encoded, formula-like cells escaped)."""
+    "report", "results": [...]}` (`report`: the stored report of a completed job, else null),
+    `jsonl` one record per line, `csv` one row per record (`flat_record`: nested jury, sampling
+    and pairwise values spread over columns, others JSON-encoded; formula-like cells
+    escaped)."""
     if fmt not in FORMATS:
         raise InvalidInputError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     if fmt == "jsonl":
         async for record in iter_records(store, job.id):
             yield json_text(record) + "\n"
     elif fmt == "json":
+        report = await store.get_report(job.id) if job.status is JobStatus.COMPLETED else None
         head = {"job_id": job.id, "status": job.status.value, "total": job.total,
-                "completed": job.completed}
+                "completed": job.completed, "report": report}
         yield json_text(head)[:-1] + ', "results": ['
         first = True
         async for record in iter_records(store, job.id):
@@ -89,12 +132,14 @@ async def export_results(store: JobStore, job: Job, fmt: str) -> AsyncIterator[s
     else:
         columns: dict[str, None] = {}
         async for record in iter_records(store, job.id):
-            columns.update(dict.fromkeys(record))
+            columns.update(dict.fromkeys(flat_record(record)))
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+        score_field = job.rubric.get("score_field") or "score"
+        writer = csv.DictWriter(buf, fieldnames=_columns(columns, score_field),
+                                extrasaction="ignore")
         writer.writeheader()
         async for record in iter_records(store, job.id):
-            writer.writerow(csv_safe(csv_row(_finite(record))))
+            writer.writerow(csv_safe(flat_record(_finite(record))))
             if buf.tell() > 65536:
                 yield buf.getvalue()
                 buf.seek(0)

@@ -1,5 +1,9 @@
 """`JobFinisher`: stores and announces the end of a job (`complete`, `cancelled`, `error`).
 
+A completed job's report (`evalserve.judge.report.job_report` of all its records: agreement
+with human grades, pairwise, jury and sampling summaries) is computed once, off the event
+loop, stored with the job and carried by the `complete` event as `"report"`.
+
 The end (the last partial batch, finish-hook events, the final event and the status change) is
 one commit through `ResultWriter.announce` (retried there; the last batch counts as announced
 only once stored). If the store still fails, the end is kept and retried at every scheduler
@@ -20,6 +24,7 @@ from evalserve.jobs.execution import Execution
 from evalserve.jobs.extensions import FinishHook, finish_events
 from evalserve.jobs.models import EventType, Job, JobStatus
 from evalserve.jobs.progress import ProgressTracker
+from evalserve.jobs.reports import compute_report
 from evalserve.jobs.store import JobStore, NewEvent, StatusChange
 from evalserve.jobs.writer import JobBatches, ResultWriter
 
@@ -52,21 +57,27 @@ class JobFinisher:
         """Ends not stored yet, by job id."""
 
     async def complete(self, ex: Execution) -> None:
-        """Announce the last batch, run the finish hooks, then end the job `completed`."""
+        """Announce the last batch, compute the job's report, run the finish hooks, then end
+        the job `completed` (the report stored with it and carried by `complete`)."""
         try:
             await self.writer.announce(ex.batches)
         except Exception:
             log.exception("announcing job %s's last batch failed; it goes with the end",
                           ex.job.id)
-        hook_events = await self._run_finish_hooks(ex.job)
-        await self.finish(ex, JobStatus.COMPLETED, extra_events=hook_events)
+        records = await self._records(ex.job.id)
+        report = await compute_report(ex.job, records)
+        hook_events = await finish_events(self.finish_hooks, ex.job, records) \
+            if self.finish_hooks else []
+        await self.finish(ex, JobStatus.COMPLETED, extra_events=hook_events, report=report)
 
     async def finish(self, ex: Execution, status: JobStatus, *,
                      error: BaseException | None = None,
-                     extra_events: list[NewEvent] | None = None, park: bool = True) -> None:
-        """Store and announce the job's end. If the store still fails after the writer's
-        retries, the end is kept for `store_unfinished`; without `park` (no batches to
-        announce), one commit is tried and its error raised."""
+                     extra_events: list[NewEvent] | None = None, park: bool = True,
+                     report: dict[str, Any] | None = None) -> None:
+        """Store and announce the job's end (with its `report`, which the final event
+        carries). If the store still fails after the writer's retries, the end is kept for
+        `store_unfinished`; without `park` (no batches to announce), one commit is tried and
+        its error raised."""
         job = ex.job
         events = list(extra_events or [])
         if ex.batches is None:  # not started in this process: the counters as stored
@@ -80,9 +91,12 @@ class JobFinisher:
             final = NewEvent(job.id, EventType.ERROR, {"error": body, **data}, final=True)
         else:
             kind = EventType.COMPLETE if status is JobStatus.COMPLETED else EventType.CANCELLED
+            if report is not None:
+                data["report"] = report
             final = NewEvent(job.id, kind, data, final=True)
         events.append(final)
-        change = StatusChange(job.id, status, finished_at=job.finished_at, error=job.error)
+        change = StatusChange(job.id, status, finished_at=job.finished_at, error=job.error,
+                              report=report)
         if not park:  # a caller waits (cancelling a queued job): one try, its error is theirs
             self.bus.publish(await self.store.commit(events=events, status=[change]))
             self.on_end()
@@ -136,15 +150,14 @@ class JobFinisher:
         job.completed, job.scored, job.unscored = stored.completed, stored.scored, stored.unscored
         job.errors, job.score_sum = stored.errors, stored.score_sum
 
-    async def _run_finish_hooks(self, job: Job) -> list[NewEvent]:
-        if not self.finish_hooks:
-            return []
+    async def _records(self, job_id: str) -> list[dict[str, Any]]:
+        """Every stored record of the job, by item index."""
         records: list[dict[str, Any]] = []
         after = -1
         while True:
-            page = await self.store.records(job.id, after, 5000)
+            page = await self.store.records(job_id, after, 5000)
             if not page:
-                break
+                return records
             records.extend(r for _, r in page)
             after = page[-1][0]
-        return await finish_events(self.finish_hooks, job, records)
+

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
-    error TEXT
+    error TEXT,
+    report TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
@@ -68,11 +69,13 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 """
 
-#: `PRAGMA user_version` of the schema above. Version 1 (before owners, attempts and error
-#: counts) is migrated by adding those columns.
-SCHEMA_VERSION = 2
-_ADDED_IN_2 = {"owner": "TEXT", "attempts": "INTEGER NOT NULL DEFAULT 0",
-               "errors": "INTEGER NOT NULL DEFAULT 0"}
+#: `PRAGMA user_version` of the schema above. Older versions are migrated by adding the
+#: columns they lack: version 1 had no owners, attempts and error counts, version 2 no
+#: `report` (the job's `evalserve.judge.report.job_report`, stored when it completes).
+SCHEMA_VERSION = 3
+_ADDED = {2: {"owner": "TEXT", "attempts": "INTEGER NOT NULL DEFAULT 0",
+              "errors": "INTEGER NOT NULL DEFAULT 0"},
+          3: {"report": "TEXT"}}
 
 JOB_COLUMNS = ("id, status, rubric_name, rubric, options, total, owner, attempts, completed, "
                 "scored, unscored, errors, score_sum, batches, created_at, started_at, "
@@ -105,7 +108,8 @@ def migrate(conn: sqlite3.Connection) -> None:
     if version >= SCHEMA_VERSION or not has_jobs:
         return
     present = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
-    for column, decl in _ADDED_IN_2.items():
-        if column not in present:
-            conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
+    for added in _ADDED.values():
+        for column, decl in added.items():
+            if column not in present:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {decl}")
     log.info("job database migrated from schema version %d to %d", version, SCHEMA_VERSION)

@@ -271,8 +271,8 @@ class SQLiteJobStore(JobStore):
                 raise ConflictError(f"job {job_id} has no {kinds} items to retry")
             conn.execute(
                 "UPDATE jobs SET status = 'queued', finished_at = NULL, error = NULL, "
-                "attempts = 0, completed = c.n, scored = c.s, unscored = c.u, errors = c.e, "
-                "score_sum = c.total FROM (SELECT COUNT(*) AS n, "
+                "report = NULL, attempts = 0, completed = c.n, scored = c.s, unscored = c.u, "
+                "errors = c.e, score_sum = c.total FROM (SELECT COUNT(*) AS n, "
                 "COUNT(*) FILTER (WHERE status = 'scored' AND score IS NOT NULL) AS s, "
                 "COUNT(*) FILTER (WHERE status = 'error') AS e, "
                 "COUNT(*) FILTER (WHERE status != 'error' AND NOT (status = 'scored' AND "
@@ -351,13 +351,23 @@ class SQLiteJobStore(JobStore):
                 conn.execute(
                     "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), "
                     "finished_at = COALESCE(?, finished_at), error = COALESCE(?, error), "
-                    "attempts = MAX(0, attempts + ? - ?) WHERE id = ?",
+                    "report = COALESCE(?, report), attempts = MAX(0, attempts + ? - ?) "
+                    "WHERE id = ?",
                     (s.status.value, s.started_at, s.finished_at,
                      dumps(s.error) if s.error else None,
+                     dumps(s.report) if s.report is not None else None,
                      int(s.status is JobStatus.RUNNING), int(s.handed_back), s.job_id))
             return stored
 
         return await self._write(run)
+
+    async def get_report(self, job_id: str) -> dict[str, Any] | None:
+        row = await self._read(lambda conn: conn.execute(
+            "SELECT report FROM jobs WHERE id = ?", (job_id,)).fetchone())
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r}: it never existed or it expired "
+                                "(finished jobs are kept JOB_TTL_SECONDS)")
+        return json.loads(row["report"]) if row["report"] else None
 
     async def events_after(self, job_id: str, after_id: int, limit: int = 500) -> list[JobEvent]:
         def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:

@@ -48,6 +48,9 @@ class StatusChange:
     handed_back: bool = False
     """A clean stop gives the job back (`queued`): its start is not counted as an attempt,
     since only a process that died while running the job suggests the job is the cause."""
+    report: dict[str, Any] | None = None
+    """The job's report (`evalserve.judge.report.job_report`), stored with its end; None
+    keeps the stored one."""
 
 
 @dataclass
@@ -106,7 +109,7 @@ class JobStore(ABC):
     async def retry_items(self, job_id: str, *, unscored: bool = False) -> int:
         """Re-queue a finished job's `error` items (and `unscored` ones when asked): their
         results are deleted and the counters recomputed, the job goes back to `queued` with
-        no finish time, error or attempts, and its earlier final events stop ending streams.
+        no finish time, error, report or attempts, and its earlier final events stop ending streams.
         Returns how many items will be graded again. `ConflictError` if the job is not
         finished or has no such item, `NotFoundError` if it does not exist."""
 
@@ -130,6 +133,11 @@ class JobStore(ABC):
         return the stored events with their ids. A status change to `running` counts one
         start attempt. When it raises, nothing of it is stored: events built from these
         results must not be published (the `ResultWriter` publishes only what this returns)."""
+
+    @abstractmethod
+    async def get_report(self, job_id: str) -> dict[str, Any] | None:
+        """The report stored when the job ended (None before, and after a retry queues it
+        again); `NotFoundError` if the job does not exist."""
 
     @abstractmethod
     async def events_after(self, job_id: str, after_id: int, limit: int = 500) -> list[JobEvent]:

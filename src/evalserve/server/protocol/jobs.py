@@ -12,7 +12,7 @@ from evalserve.jobs.service import Submission
 from evalserve.tracking.jobs import track_option
 
 __all__ = ["EvaluateRequest", "EvaluateResponse", "JobCounts", "JobTimings", "JobView",
-           "JobList"]
+           "JobList", "JobAgreement"]
 
 
 class EvaluateRequest(BaseModel):
@@ -91,9 +91,15 @@ class JobView(BaseModel):
     error: dict[str, Any] | None
     stream_url: str
     results_url: str
+    report: dict[str, Any] | None = Field(
+        None, description="The job's report once it completed (null before, and in "
+                          "`GET /jobs` listings): `agreement` with the human grades, "
+                          "`pairwise`, `jury`, `samples`, the sections that apply; the same "
+                          "as the `complete` event's `report`")
+    agreement_url: str
 
     @classmethod
-    def of(cls, job: Job, now: float) -> JobView:
+    def of(cls, job: Job, now: float, report: dict[str, Any] | None = None) -> JobView:
         pct = round(100.0 * job.completed / job.total, 1) if job.total else 100.0
         return cls(
             job_id=job.id, status=job.status.value, rubric=job.rubric_name,
@@ -105,8 +111,30 @@ class JobView(BaseModel):
                                elapsed_seconds=round(job.elapsed(now), 3)),
             mean_score=job.mean_score, metrics=job.options.metrics, track=job.options.track,
             error=job.error, stream_url=f"/stream/{job.id}",
-            results_url=f"/jobs/{job.id}/results",
+            results_url=f"/jobs/{job.id}/results", report=report,
+            agreement_url=f"/jobs/{job.id}/agreement",
         )
+
+
+class JobAgreement(BaseModel):
+    """`GET /jobs/{id}/agreement`: the judge's agreement with the items' human grades."""
+
+    job_id: str
+    status: str
+    score: dict[str, Any] = Field(
+        description="The judge's score against the human grades: QWK, Cohen's kappa "
+                    "(unweighted, linear), Krippendorff's alpha, Spearman, Pearson, exact and "
+                    "adjacent agreement, MAE, the confusion matrix, bootstrap intervals and the "
+                    "largest disagreements (`{\"error\": message}` when the grades do not "
+                    "fit the rubric's scale)")
+    score_expected: dict[str, Any] | None = Field(
+        None, description="The same for `score_expected` (the probability-weighted score), "
+                          "when the engine gave logprobs")
+
+    @classmethod
+    def of(cls, job: Job, section: dict[str, Any]) -> JobAgreement:
+        return cls(job_id=job.id, status=job.status.value, score=section["score"],
+                   score_expected=section.get("score_expected"))
 
 
 class JobList(BaseModel):

@@ -1,5 +1,5 @@
-"""`GET /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results`, `DELETE /jobs/{id}` (cancel),
-`POST /jobs/{id}/retry`.
+"""`GET /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/results`, `GET /jobs/{id}/agreement`,
+`DELETE /jobs/{id}` (cancel), `POST /jobs/{id}/retry`.
 
 A caller sees and manages only the jobs it submitted (another caller's job is a 404, like one
 that does not exist); admin tokens and single-user mode see all (`Caller.owner_filter`)."""
@@ -14,8 +14,9 @@ from fastapi.responses import StreamingResponse
 
 from evalserve.jobs.export import MEDIA_TYPES
 from evalserve.jobs.models import JobStatus
+from evalserve.jobs.reports import job_agreement, stored_report
 from evalserve.server.deps import CallerDep, JobsDep
-from evalserve.server.protocol.jobs import JobList, JobView
+from evalserve.server.protocol.jobs import JobAgreement, JobList, JobView
 
 __all__ = ["router"]
 
@@ -37,8 +38,19 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, jobs: JobsDep, caller: CallerDep) -> JobView:
-    """Status, counts `{scored, unscored, errors}`, timings, rubric and mean score of one job."""
-    return JobView.of(await jobs.get(job_id, visible_to=caller.owner_filter), time.time())
+    """Status, counts `{scored, unscored, errors}`, timings, rubric, mean score and, once it
+    completed, the report of one job."""
+    job = await jobs.get(job_id, visible_to=caller.owner_filter)
+    return JobView.of(job, time.time(), report=await stored_report(jobs.store, job))
+
+
+@router.get("/jobs/{job_id}/agreement")
+async def get_agreement(job_id: str, jobs: JobsDep, caller: CallerDep) -> JobAgreement:
+    """The judge's agreement with the items' human grades (the report's `agreement`; for a
+    job not completed, computed from the results stored so far). 404 when no item has a
+    human grade, naming the field to send."""
+    job = await jobs.get(job_id, visible_to=caller.owner_filter)
+    return JobAgreement.of(job, await job_agreement(jobs.store, job))
 
 
 @router.get("/jobs/{job_id}/results")
