@@ -20,6 +20,6 @@ def test_agreed_signatures() -> None:
     assert init.parameters["retries"].default == 2
     assert [f.name for f in dataclasses.fields(judge.Grade)] == [
         "item_id", "status", "score", "feedback", "score_expected", "score_probs", "raw",
-        "reason", "attempts"]
+        "reason", "attempts", "human_score", "pair"]
     assert list(inspect.signature(judge.rubric_from_prompt_file).parameters)[:3] == [
         "path", "scale", "name"]

@@ -5,16 +5,19 @@ score is an enum of the scale and whose feedback is length-bounded, within a tok
 fits it. An answer cut at `max_tokens` anyway (an upstream ignoring `maxLength`) keeps its
 feedback and gets its score in a second, one-token step constrained to the scale. Free text is
 parsed. What still fails is retried, then returned `unscored` with the raw text and the reason;
-never a made-up score.
+never a made-up score. A pairwise rubric's pair is judged in both orders at once (two
+concurrent requests, which the engine batches), each order constrained to the verdict labels
+like a score to the scale (`judge.pairwise`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from evalserve.engines.base import (
     CompletionOutput,
@@ -24,19 +27,23 @@ from evalserve.engines.base import (
     OutputConstraint,
 )
 from evalserve.errors import EngineError, InvalidInputError
+from evalserve.judge.grade import Grade, human_score
+from evalserve.judge.pairwise import combine_orders, swap_pair
 from evalserve.judge.parse import (
     Verdict,
     VerdictError,
     clip_feedback,
+    parse_json_label,
     parse_json_verdict,
+    parse_text_label,
     parse_text_verdict,
     partial_json_string,
 )
 from evalserve.judge.prompts import build_messages, output_schema, prometheus_regex, transcript
-from evalserve.judge.rubric import Rubric
-from evalserve.judge.scoring import ScoreDistribution, score_distribution
+from evalserve.judge.rubric import SYSTEM_FIELDS, VERDICT_KEY, Rubric
+from evalserve.judge.scoring import ScoreDistribution, label_distribution, score_distribution
 
-__all__ = ["Grade", "Judge", "feedback_token_budget"]
+__all__ = ["Grade", "Judge", "feedback_token_budget", "human_score"]
 
 log = logging.getLogger(__name__)
 
@@ -56,43 +63,6 @@ def feedback_token_budget(rubric: Rubric) -> int:
         return _SCORE_ONLY_TOKENS
     per_char = _DENSE_SCRIPTS.get(rubric.language.lower(), 0.5)
     return int(rubric.max_feedback_chars * per_char) + 32
-
-
-@dataclass
-class Grade:
-    """The outcome of grading one item."""
-
-    item_id: str
-    status: Literal["scored", "unscored"]
-    score: int | None
-    feedback: str | None
-    score_expected: float | None = None
-    score_probs: dict[int, float] | None = None
-    raw: str | None = None
-    """The model's raw text; always kept for unscored items."""
-    reason: str | None = None
-    """Why the item is unscored."""
-    attempts: int = 1
-
-    def record(self, rubric: Rubric) -> dict[str, Any]:
-        """The result record, keyed by the rubric's names (`id_alumno`, `nota`, `feedback` for
-        teacher-eval-ca), plus `status` and, when present, `score_expected`, `score_probs`,
-        `raw`, `reason`."""
-        out: dict[str, Any] = {
-            rubric.id_field or "id": self.item_id,
-            rubric.score_field: self.score,
-            rubric.feedback_field: self.feedback,
-            "status": self.status,
-        }
-        if self.score_expected is not None:
-            out["score_expected"] = self.score_expected
-        if self.score_probs is not None:
-            out["score_probs"] = self.score_probs
-        if self.raw is not None:
-            out["raw"] = self.raw
-        if self.reason is not None:
-            out["reason"] = self.reason
-        return out
 
 
 class _Failed(Exception):
@@ -148,7 +118,8 @@ class Judge:
         # `reference` is always accepted: jobs score it with metrics even when the rubric's
         # prompt does not show it to the judge.
         self._accepted = {*rubric.fields, *rubric.optional_fields, *rubric.aliases, "id",
-                          "reference"}
+                          "reference", rubric.human_field,
+                          *(SYSTEM_FIELDS if rubric.pairwise else ())}
         self._required = {*rubric.fields, *(a for a, f in rubric.aliases.items()
                                             if f in rubric.fields)}
 
@@ -183,6 +154,9 @@ class Judge:
                 f"{rubric.fields}"
             )
         for key, value in item.items():
+            if key == rubric.human_field:
+                human_score(item, rubric, where)
+                continue
             if key == rubric.id_field or key == "id":
                 ok = isinstance(value, str | int) and not isinstance(value, bool)
                 kind = "a string or an integer"
@@ -220,11 +194,27 @@ class Judge:
 
     # --- grading ---
     async def grade(self, item: dict, index: int = 0) -> Grade:
-        """Grade one (validated) item. Model misbehaviour never raises: the grade is
-        `unscored` with the raw text and the reason. Engine failures (unavailable, upstream
-        errors) propagate."""
+        """Grade one (validated) item; a pairwise rubric's pair in both orders. Model
+        misbehaviour never raises: the grade is `unscored` with the raw text and the reason.
+        Engine failures (unavailable, upstream errors) propagate."""
         item_id = self.item_id(item, index)
-        messages = self.messages(item)
+        canonical = self._canonical(item)
+        if self.rubric.pairwise:
+            ab, ba = await asyncio.gather(
+                self._grade_messages(item_id, self._build(canonical)),
+                self._grade_messages(item_id, self._build(swap_pair(self.rubric, canonical))),
+            )
+            grade = combine_orders(item_id, item, ab, ba)
+        else:
+            grade = await self._grade_messages(item_id, self._build(canonical))
+        grade.human_score = human_score(item, self.rubric, f"items[{index}]")
+        return grade
+
+    def _build(self, canonical: dict[str, Any]) -> list[dict]:
+        return build_messages(self.rubric, canonical, json_output=self._plan.json_output)
+
+    async def _grade_messages(self, item_id: str, messages: list[dict]) -> Grade:
+        """One judgement of `messages`, retried; for a pairwise order, `score` is its label."""
         failure: _Failed | None = None
         attempts = 1 + self.retries
         for attempt in range(attempts):
@@ -240,12 +230,12 @@ class Judge:
             except _Aborted as exc:  # stopped from outside (a cancelled job): no retry
                 return Grade(item_id, "unscored", None, None, raw=exc.raw,
                              reason="the generation was aborted", attempts=attempt + 1)
-            return Grade(
-                item_id, "scored", verdict.score, verdict.feedback,
-                score_expected=dist.expected if dist else None,
-                score_probs=dist.probs if dist else None,
-                attempts=attempt + 1,
-            )
+            if isinstance(dist, ScoreDistribution):
+                return Grade(item_id, "scored", verdict.score, verdict.feedback,
+                             score_expected=dist.expected, score_probs=dist.probs,
+                             attempts=attempt + 1)
+            return Grade(item_id, "scored", verdict.score, verdict.feedback, score_probs=dist,
+                         attempts=attempt + 1)
         assert failure is not None
         return Grade(item_id, "unscored", None, None, raw=failure.raw,
                      reason=f"{failure.reason} (after {attempts} attempt"
@@ -260,7 +250,7 @@ class Judge:
 
     async def _attempt(
         self, messages: list[dict], attempt: int
-    ) -> tuple[Verdict, ScoreDistribution | None]:
+    ) -> tuple[Verdict, ScoreDistribution | dict[str, float] | None]:
         request = self._request(attempt, messages=messages, max_tokens=self.max_tokens,
                                 constraint=self._plan.constraint)
         out = _first(await self.engine.generate(request))
@@ -272,12 +262,20 @@ class Judge:
             if out.finish_reason == "length":
                 return await self._finish_cut(messages, out, attempt, str(exc))
             raise _Failed(str(exc), out.text) from None
-        dist = score_distribution(out.logprobs, verdict.score_offset, self.rubric.scale,
-                                  text=out.text)
-        return verdict, dist
+        return verdict, self._distribution(out, verdict.score_offset)
+
+    def _distribution(self, out: CompletionOutput, offset: int | None
+                      ) -> ScoreDistribution | dict[str, float] | None:
+        """The score's distribution over the scale, or a pairwise verdict's over its labels."""
+        if self.rubric.pairwise:
+            return label_distribution(out.logprobs, offset, self.rubric.verdict_labels,
+                                      text=out.text)
+        return score_distribution(out.logprobs, offset, self.rubric.scale, text=out.text)
 
     def _parse(self, text: str) -> Verdict:
         rubric = self.rubric
+        if rubric.pairwise:
+            return self._parse_label(text)
         if self._plan.json_output:
             try:
                 return parse_json_verdict(
@@ -294,6 +292,22 @@ class Judge:
                     raise json_error from None
         return parse_text_verdict(text, scale=rubric.scale, max_chars=rubric.max_feedback_chars)
 
+    def _parse_label(self, text: str) -> Verdict:
+        rubric, labels = self.rubric, self.rubric.verdict_labels
+        limit = rubric.max_feedback_chars
+        if not self._plan.json_output:
+            return parse_text_label(text, labels=labels, max_chars=limit)
+        try:
+            return parse_json_label(text, key=VERDICT_KEY, feedback_field=rubric.feedback_field,
+                                    labels=labels, max_chars=limit)
+        except VerdictError as json_error:
+            if self._plan.constraint is not None:
+                raise
+            try:  # an unconstrained model may answer "Verdict: A" instead of JSON
+                return parse_text_label(text, labels=labels, max_chars=limit)
+            except VerdictError:
+                raise json_error from None
+
     def _cut_feedback(self, text: str) -> tuple[str, str] | None:
         """(feedback, closed prefix) of an answer cut mid-feedback, or None."""
         rubric = self.rubric
@@ -303,6 +317,8 @@ class Judge:
                 return None
             feedback = clip_feedback(feedback, rubric.max_feedback_chars)
             opened = json.dumps({rubric.feedback_field: feedback}, ensure_ascii=False)[:-1]
+            if rubric.pairwise:
+                return feedback, f'{opened}, "{VERDICT_KEY}": "'
             return feedback, f'{opened}, "{rubric.score_field}": '
         body = text.split("[RESULT]")[0]
         body = body.split("Feedback:", 1)[1] if "Feedback:" in body else body
@@ -311,37 +327,43 @@ class Judge:
         feedback = clip_feedback(body, rubric.max_feedback_chars)
         if rubric.format == "prometheus":
             return feedback, f"{feedback} [RESULT] "
+        if rubric.pairwise:
+            return feedback, f"Justification: {feedback}\nVerdict: "
         return feedback, f"Justification: {feedback}\nScore: "
 
     async def _finish_cut(
         self, messages: list[dict], out: CompletionOutput, attempt: int, error: str
     ) -> tuple[Verdict, ScoreDistribution | None]:
         """Second step for an answer cut at max_tokens: close the feedback, then one token
-        constrained to the scale."""
+        constrained to the scale (a pairwise rubric's verdict labels)."""
         cut = self._cut_feedback(out.text)
         if cut is None:
             raise _Failed(f"the answer was cut at max_tokens={self.max_tokens} ({error})",
                           out.text)
         feedback, prefix = cut
-        scale = self.rubric.scale
+        pairwise = self.rubric.pairwise
+        labels = (self.rubric.verdict_labels if pairwise
+                  else tuple(str(s) for s in self.rubric.scale))
         constraint = None
         if self.engine.supports_constraints:
-            constraint = OutputConstraint(choice=tuple(str(s) for s in scale))
+            constraint = OutputConstraint(choice=labels)
         request = self._request(attempt, prompt=transcript(messages) + prefix,
-                                max_tokens=max(len(str(s)) for s in scale) + 1,
+                                max_tokens=max(len(s) for s in labels) + 1,
                                 constraint=constraint)
         second = _first(await self.engine.generate(request))
-        match = re.match(r"\s*(-?\d+)", second.text)
-        if match is None or int(match.group(1)) not in scale:
+        pattern = (r"\s*(" + "|".join(re.escape(x) for x in labels) + r")(?!\w)" if pairwise
+                   else r"\s*(-?\d+)")
+        match = re.match(pattern, second.text)
+        if match is None or match.group(1) not in labels:
             raise _Failed(
                 f"the answer was cut at max_tokens={self.max_tokens} and the score step gave "
-                f"{second.text!r}, not a score of the scale {scale}",
+                f"{second.text!r}, not one of {list(labels)}",
                 out.text + prefix[len(prefix.rstrip()):] + second.text,
             )
-        dist = score_distribution(second.logprobs, match.start(1), scale, text=second.text)
         log.info("answer cut at max_tokens=%d; score %s read in a second step",
                  self.max_tokens, match.group(1))
-        return Verdict(int(match.group(1)), feedback, None), dist
+        value: int | str = match.group(1) if pairwise else int(match.group(1))
+        return Verdict(value, feedback, None), self._distribution(second, match.start(1))
 
 
 def _first(result: GenerationResult) -> CompletionOutput:
@@ -350,3 +372,4 @@ def _first(result: GenerationResult) -> CompletionOutput:
     if not result.outputs:
         raise EngineError("the engine returned no completion for this item")
     return result.outputs[0]
+

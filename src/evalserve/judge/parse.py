@@ -2,7 +2,8 @@
 
 Free text covers the common forms: `Score: 4`, `Nota: 4`, `Puntuació: 4`, `Оценка: 4`,
 `**Score**: 4`, `[RESULT] 4`, `4/5`. A number outside the rubric's scale is rejected, never
-clamped.
+clamped. A pairwise verdict is a label (`A`, `B`, `tie`): `{"verdict": "A"}`, Prometheus'
+relative `[RESULT] A`, `Verdict: B`, MT-bench's `[[A]]`, or the label alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ __all__ = [
     "VerdictError",
     "parse_json_verdict",
     "parse_text_verdict",
+    "parse_json_label",
+    "parse_text_label",
     "partial_json_string",
     "clip_feedback",
 ]
@@ -49,10 +52,10 @@ class VerdictError(ValueError):
 
 @dataclass
 class Verdict:
-    """A parsed answer: the score, the feedback, and where the score's digits start in the text
-    (to find its token among the logprobs)."""
+    """A parsed answer: the score (a pairwise verdict's label), the feedback, and where the
+    score's digits (the label) start in the text (to find its token among the logprobs)."""
 
-    score: int
+    score: int | str
     feedback: str
     score_offset: int | None = None
 
@@ -81,10 +84,8 @@ def _check_scale(value: str, scale: list[int], where: str) -> int:
     return int(number)
 
 
-def parse_json_verdict(
-    text: str, *, score_field: str, feedback_field: str, scale: list[int], max_chars: int
-) -> Verdict:
-    """The `{"<feedback_field>": ..., "<score_field>": N}` answer (first JSON object found)."""
+def _json_object(text: str) -> tuple[dict, int, int]:
+    """The first JSON object of `text`: (object, start, length)."""
     start = text.find("{")
     if start < 0:
         raise VerdictError("the answer holds no JSON object")
@@ -94,6 +95,21 @@ def parse_json_verdict(
         raise VerdictError(f"the answer is not valid JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(data, dict):
         raise VerdictError("the answer's JSON is not an object")
+    return data, start, length
+
+
+def _json_feedback(data: dict, feedback_field: str, max_chars: int) -> str:
+    feedback = data.get(feedback_field, data.get("feedback", data.get("justification", "")))
+    if not isinstance(feedback, str):
+        feedback = json.dumps(feedback, ensure_ascii=False)
+    return clip_feedback(feedback, max_chars)
+
+
+def parse_json_verdict(
+    text: str, *, score_field: str, feedback_field: str, scale: list[int], max_chars: int
+) -> Verdict:
+    """The `{"<feedback_field>": ..., "<score_field>": N}` answer (first JSON object found)."""
+    data, start, length = _json_object(text)
     keys = [score_field, "score"] if score_field != "score" else ["score"]
     key = next((k for k in keys if k in data), None)
     if key is None:
@@ -102,14 +118,71 @@ def parse_json_verdict(
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise VerdictError(f"{key!r} is {raw!r}, not a number")
     score = _check_scale(str(raw), scale, f"{key!r}")
-    feedback = data.get(feedback_field, data.get("feedback", data.get("justification", "")))
-    if not isinstance(feedback, str):
-        feedback = json.dumps(feedback, ensure_ascii=False)
     # The score's digits: the last `"key": N` inside the object (never one in trailing text).
     matches = list(re.finditer(r'"' + re.escape(key) + r'"\s*:\s*"?\s*(-?\d)',
                                text[start : start + length]))
     offset = start + matches[-1].start(1) if matches else None
-    return Verdict(score, clip_feedback(feedback, max_chars), offset)
+    return Verdict(score, _json_feedback(data, feedback_field, max_chars), offset)
+
+
+def _check_label(value: str, labels: tuple[str, ...], where: str) -> str:
+    found = {label.lower(): label for label in labels}.get(value.strip().lower())
+    if found is None:
+        raise VerdictError(f"{where}: {value!r} is not a verdict of {list(labels)}")
+    return found
+
+
+def parse_json_label(
+    text: str, *, key: str, feedback_field: str, labels: tuple[str, ...], max_chars: int
+) -> Verdict:
+    """The `{"<feedback_field>": ..., "<key>": "A"}` answer of a pairwise judge."""
+    data, start, length = _json_object(text)
+    if key not in data:
+        raise VerdictError(f"the answer's JSON has no {key!r} key")
+    raw = data[key]
+    if not isinstance(raw, str):
+        raise VerdictError(f"{key!r} is {raw!r}, not one of {list(labels)}")
+    label = _check_label(raw, labels, repr(key))
+    matches = list(re.finditer(r'"' + re.escape(key) + r'"\s*:\s*"\s*(\w)',
+                               text[start : start + length]))
+    offset = start + matches[-1].start(1) if matches else None
+    return Verdict(label, _json_feedback(data, feedback_field, max_chars), offset)
+
+
+def _label_pattern(labels: tuple[str, ...]) -> str:
+    """The labels as one group; a one-letter label matches its case only (`a` is a word)."""
+    parts = [f"(?-i:{re.escape(x)})" if len(x) == 1 else f"(?i:{re.escape(x)})" for x in labels]
+    return "(" + "|".join(parts) + r")(?![\w])"
+
+
+def parse_text_label(text: str, *, labels: tuple[str, ...], max_chars: int) -> Verdict:
+    """A pairwise verdict in free text, the rest as feedback: `[RESULT] A` (last) wins, then
+    `[[A]]`, then a labelled `Verdict: A` / `Winner: A` / `Better: Response A`, then the label
+    alone as the whole answer."""
+    names = _label_pattern(labels)
+    results = list(re.finditer(r"\[RESULT\]\s*[\[(]?\s*(?:response\s+)?" + names, text,
+                               re.IGNORECASE))
+    if results:
+        m = results[-1]
+        feedback = re.sub(r"^\s*(?:###\s*)?feedback\s*:\s*", "", text[: m.start()],
+                          flags=re.IGNORECASE)
+        return Verdict(_check_label(m.group(1), labels, "[RESULT]"),
+                       clip_feedback(feedback, max_chars), m.start(1))
+    patterns = (r"\[\[" + names + r"\]\]",
+                r"(?<![\w])[\"'*_#]*(?:final\s+)?(?:verdict|winner|better(?:\s+response)?|"
+                r"preference|choice)[\"'*_]*\s*(?:[:=：\-–—]|\bis\b)\s*[*_\[(\"']*\s*"
+                r"(?:response\s+)?" + names)
+    for pattern in patterns:
+        m = re.search(pattern, text, re.IGNORECASE)
+        if m is not None:
+            feedback = _feedback_around(text, m.span())
+            return Verdict(_check_label(m.group(1), labels, "verdict"),
+                           clip_feedback(feedback, max_chars), m.start(1))
+    stripped = text.strip().strip("\"'*.[]()")
+    if re.fullmatch(names, stripped, re.IGNORECASE):
+        return Verdict(_check_label(stripped, labels, "the answer"), "", text.find(stripped))
+    raise VerdictError(f"no verdict found in the answer (expected e.g. '[RESULT] A' or "
+                       f"'Verdict: B', one of {list(labels)})")
 
 
 def partial_json_string(text: str, key: str) -> str | None:

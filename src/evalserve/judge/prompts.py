@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from evalserve.judge.rubric import Rubric
+from evalserve.judge.rubric import VERDICT_KEY, Rubric
 
 __all__ = [
     "LANGUAGE_NAMES",
@@ -81,6 +81,8 @@ def format_instruction(rubric: Rubric, *, json_output: bool) -> str:
     """One line telling the model the answer format, scale, language and length (for
     `format: score`, the score alone: `Answer with JSON: {"score": <1-5>}.`)."""
     lang = language_name(rubric.language)
+    if rubric.pairwise:
+        return _pair_instruction(rubric, lang, json_output=json_output)
     if rubric.format == "score":
         return f'Answer with JSON: {{"{rubric.score_field}": <{rubric.scale_text}>}}.'
     if json_output:
@@ -95,6 +97,20 @@ def format_instruction(rubric: Rubric, *, json_output: bool) -> str:
         f"Write the feedback in {lang} (at most {rubric.max_feedback_chars} characters), "
         f"then the score, an integer {rubric.scale_text}."
     )
+
+
+def _pair_instruction(rubric: Rubric, lang: str, *, json_output: bool) -> str:
+    """The answer format of a pairwise judge: the verdict (after a short reason)."""
+    tie = ' or "tie" if they are equally good' if rubric.allow_tie else ""
+    meaning = f'"A" if response A is better, "B" if response B is better{tie}'
+    if rubric.format == "score":
+        return f'Answer with JSON only: {{"{VERDICT_KEY}": V}}, V {meaning}.'
+    if json_output:
+        return (f'Reply with JSON only: {{"{rubric.feedback_field}": "...", "{VERDICT_KEY}": '
+                f'V}}, the {rubric.feedback_field} in {lang} (at most '
+                f"{rubric.max_feedback_chars} characters), V {meaning}.")
+    return (f"Write the feedback in {lang} (at most {rubric.max_feedback_chars} characters), "
+            f"then the verdict: {', '.join(rubric.verdict_labels)}.")
 
 
 def answer_text(rubric: Rubric, score: int, feedback: str, *, json_output: bool) -> str:
@@ -127,11 +143,15 @@ def build_messages(rubric: Rubric, item: dict[str, Any], *, json_output: bool) -
 
 def output_schema(rubric: Rubric) -> dict[str, Any]:
     """JSON schema of the answer: feedback first (bounded), score last (an enum of the scale);
-    the score alone for `format: score`."""
-    score = {"type": "integer", "enum": list(rubric.scale)}
+    the score alone for `format: score`. A pairwise rubric's `verdict` (an enum of its labels)
+    takes the score's place."""
+    key = rubric.score_field
+    score: dict[str, Any] = {"type": "integer", "enum": list(rubric.scale)}
+    if rubric.pairwise:
+        key, score = VERDICT_KEY, {"type": "string", "enum": list(rubric.verdict_labels)}
     if rubric.format == "score":
-        return {"type": "object", "properties": {rubric.score_field: score},
-                "required": [rubric.score_field], "additionalProperties": False}
+        return {"type": "object", "properties": {key: score},
+                "required": [key], "additionalProperties": False}
     return {
         "type": "object",
         "properties": {
@@ -140,17 +160,18 @@ def output_schema(rubric: Rubric) -> dict[str, Any]:
                 "minLength": min(20, rubric.max_feedback_chars),
                 "maxLength": rubric.max_feedback_chars,
             },
-            rubric.score_field: score,
+            key: score,
         },
-        "required": [rubric.feedback_field, rubric.score_field],
+        "required": [rubric.feedback_field, key],
         "additionalProperties": False,
     }
 
 
 def prometheus_regex(rubric: Rubric) -> str:
     """`<feedback> [RESULT] <score>` (what follows the prompt's `###Feedback:`), the feedback
-    bounded in length."""
-    scores = "|".join(re.escape(str(s)) for s in sorted(rubric.scale, key=lambda s: -len(str(s))))
+    bounded in length; `[RESULT] A|B` for a pairwise rubric (Prometheus' relative grading)."""
+    labels = rubric.verdict_labels if rubric.pairwise else [str(s) for s in rubric.scale]
+    scores = "|".join(re.escape(s) for s in sorted(labels, key=lambda s: -len(s)))
     n = rubric.max_feedback_chars
     return rf"[^\[\]\n]{{{min(20, n)},{n}}} \[RESULT\] ({scores})"
 

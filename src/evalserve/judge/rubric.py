@@ -27,6 +27,9 @@ __all__ = [
     "list_rubrics",
     "RESERVED_RECORD_KEYS",
     "RUBRIC_PLACEHOLDERS",
+    "PAIR_LABELS",
+    "SYSTEM_FIELDS",
+    "VERDICT_KEY",
 ]
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,21 @@ _PLACEHOLDER = re.compile(r"\{(\w[\w-]*)\}")
 RUBRIC_PLACEHOLDERS = frozenset({"scale_min", "scale_max", "scale", "language",
                                  "max_feedback_chars"})
 
-#: Keys a result record always may carry; rubric output names must not collide with them.
-RESERVED_RECORD_KEYS = frozenset({"status", "score_expected", "score_probs", "raw", "reason"})
+#: Keys a result record may carry (today's, the human grade, pairwise, jury and sampling
+#: keys); rubric output names must not collide with them.
+RESERVED_RECORD_KEYS = frozenset({
+    "status", "score_expected", "score_probs", "raw", "reason", "human_score",
+    "verdict", "verdicts", "consistent", "first_position_wins", "verdict_probs",
+    "system_a", "system_b", "judges", "aggregate", "judges_successful", "samples",
+    "reducer", "spread", "error", "attempts",
+})
+
+#: The verdicts of a pairwise rubric: the response in position A is better, B is, or neither.
+PAIR_LABELS = ("A", "B", "tie")
+#: Item fields naming the two systems compared (accepted by every pairwise rubric).
+SYSTEM_FIELDS = ("system_a", "system_b")
+#: The key of the verdict in a pairwise judge's JSON answer.
+VERDICT_KEY = "verdict"
 
 #: Bounds of a rubric, so that one inline rubric cannot make every item's prompt, schema or
 #: grammar costly: at most 101 scores, each within +-1e6; texts and examples of bounded size.
@@ -77,7 +93,21 @@ class Rubric(BaseModel):
     defaults: dict[str, str] = Field(default_factory=dict, max_length=MAX_NAMES)
     """Values of optional fields an item leaves out."""
     scale: list[int] = Field(max_length=MAX_SCALE_POINTS)
-    """The allowed scores: 2 to 101 distinct integers within +-1,000,000 (e.g. 0-5 or 1-5)."""
+    """The allowed scores: 2 to 101 distinct integers within +-1,000,000 (e.g. 0-5 or 1-5).
+    A pairwise rubric's is `[0, 1]` (its score is 1 / 0.5 / 0), the default there."""
+    mode: Literal["pointwise", "pairwise"] = "pointwise"
+    """`pointwise`: one response gets a score of the scale; `pairwise`: two responses to the
+    same input (the `pair_fields`) get a verdict A, B or tie, judged in both orders."""
+    pair_fields: list[str] = Field(default_factory=lambda: ["response_a", "response_b"],
+                                   max_length=2)
+    """Pairwise: the two item fields compared (both in `fields`), shown as A and B; the
+    second order swaps their values."""
+    allow_tie: bool = True
+    """Pairwise: whether `tie` is a verdict the judge may give (Prometheus' relative grading
+    allows only A or B)."""
+    human_field: str = Field("human_score", max_length=_SHORT)
+    """Item field holding a human grade (a number, optional per item), compared with the
+    judge's score; the record carries it as `human_score`."""
     language: str = Field("en", min_length=1, max_length=_SHORT)
     """Feedback language: an ISO 639-1 code (`ca`, `ru`) or a language name."""
     examples: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_EXAMPLES)
@@ -88,7 +118,9 @@ class Rubric(BaseModel):
     """`json`: `{"<feedback_field>", "<score_field>"}`, schema-constrained where the engine can;
     `prometheus`: `Feedback: ... [RESULT] N`; `text`: free text (a prompt file), parsed, and
     JSON-constrained where the engine can; `score`: `{"<score_field>": N}` alone, no feedback
-    (a judge used as a metric, e.g. the built-in `factuality`)."""
+    (a judge used as a metric, e.g. the built-in `factuality`). Pairwise, the verdict takes
+    the score's place: `{"<feedback_field>", "verdict": "A"}`, `{"verdict": "A"}` alone, or
+    Prometheus' relative grading `... [RESULT] A`."""
     max_feedback_chars: int = Field(300, ge=20, le=4000)
 
     # --- validation ---
@@ -114,6 +146,14 @@ class Rubric(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("scores must be distinct")
         return sorted(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pairwise_scale(cls, data: Any) -> Any:
+        """A pairwise rubric needs no scale: it scores 1 / 0.5 / 0 on `[0, 1]`."""
+        if isinstance(data, dict) and data.get("mode") == "pairwise" and "scale" not in data:
+            data = {**data, "scale": [0, 1]}
+        return data
 
     @field_validator("fields")
     @classmethod
@@ -159,9 +199,29 @@ class Rubric(BaseModel):
             )
         if not used & set(names):
             raise ValueError("template must show at least one field, e.g. '{" + names[0] + "}'")
+        if not _FIELD.match(self.human_field) or self.human_field in names:
+            raise ValueError(f"human_field {self.human_field!r} must be a plain name that is "
+                             "not one of the fields")
+        if self.mode == "pairwise":
+            self._check_pairwise(names)
         for i, example in enumerate(self.examples):
             self._check_example(i, example)
         return self
+
+    def _check_pairwise(self, names: list[str]) -> None:
+        a, b = ([*self.pair_fields, "", ""])[:2]
+        if len(self.pair_fields) != 2 or a == b or a not in self.fields or b not in self.fields:
+            raise ValueError(f"pair_fields must name two different fields of {self.fields}, "
+                             "e.g. [response_a, response_b]")
+        if self.scale != [0, 1]:
+            raise ValueError("a pairwise rubric scores 1 (A wins), 0.5 (tie) or 0 (B wins): "
+                             "leave scale out or set it to [0, 1]")
+        clash = sorted(set(names) & {*SYSTEM_FIELDS, VERDICT_KEY})
+        if clash:
+            raise ValueError(f"{clash} are pairwise record keys; name the fields otherwise")
+        if self.examples:
+            raise ValueError("a pairwise rubric takes no examples (they would favour a "
+                             "position); describe the criteria in the instructions")
 
     def _check_example(self, i: int, example: dict[str, Any]) -> None:
         size = sum(len(str(k)) + len(str(v)) for k, v in list(example.items())[:MAX_NAMES + 1])
@@ -181,6 +241,15 @@ class Rubric(BaseModel):
             raise ValueError(f"examples[{i}] needs a non-empty feedback text")
 
     # --- helpers ---
+    @property
+    def pairwise(self) -> bool:
+        return self.mode == "pairwise"
+
+    @property
+    def verdict_labels(self) -> tuple[str, ...]:
+        """The verdicts a pairwise judge may give: A, B and (unless `allow_tie` is off) tie."""
+        return PAIR_LABELS if self.allow_tie else PAIR_LABELS[:2]
+
     @property
     def scale_min(self) -> int:
         return self.scale[0]
