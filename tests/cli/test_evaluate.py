@@ -102,3 +102,87 @@ def test_in_process_engine_is_started_and_closed(tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert "complete: 3 results, 3 scored, 0 unscored, mean nota 3.000" in result.output
     assert fake.started and fake.closed and len(fake.requests) == 3
+
+
+def _graded_items() -> list[dict]:
+    """12 seed-004 items with human grades; the scripted judge's grade is in the answer."""
+    judge = [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 2, 4]
+    human = [1, 2, 3, 4, 5, 2, 2, 4, 4, 5, 1, 5]
+    return [{"inputs": f"Question {i}?", "predictions": f"answer graded {j}",
+             "human_score": h} for i, (j, h) in enumerate(zip(judge, human, strict=True))]
+
+
+def _judge_by_answer(request) -> str:  # noqa: ANN001 - a GenerationRequest
+    from tests.fakes import request_text
+
+    grade = request_text(request).rsplit("answer graded ", 1)[1][0]
+    return json.dumps({"score": int(grade), "justification": f"graded {grade}"})
+
+
+def test_summary_shows_the_job_reports_agreement(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14 item 5: `evalserve evaluate` on items with human grades prints the job
+    report's agreement (QWK with its interval, κ, α, Spearman, exact/adjacent, MAE, the
+    largest disagreements) with the numbers of `job_report`, and `--mlflow` logs the same
+    numbers as the run's metrics."""
+    from mlflow import MlflowClient
+
+    from evalserve.engines import registry
+    from evalserve.judge.report import flat_metrics, job_report
+    from evalserve.judge.rubric import load_rubric
+    from tests.cli.helpers import run_main, write_jsonl
+    from tests.fakes import ScriptedEngine
+
+    engine = ScriptedEngine(_judge_by_answer)
+    monkeypatch.setattr(registry, "create_engine", lambda settings: engine)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    source = write_jsonl(tmp_path / "graded.jsonl", _graded_items())
+    out = tmp_path / "results.jsonl"
+    code = run_main(monkeypatch, "evaluate", str(source), "--rubric", "judge-1-5",
+                    "--out", str(out), "--mlflow", "--experiment", "graded")
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["human_score"] for r in records] == [i["human_score"] for i in _graded_items()]
+
+    report = job_report(records, load_rubric("judge-1-5").model_dump(mode="json"), {})
+    score = report["agreement"]["score"]
+    assert score["n"] == 12 and score["qwk"] is not None
+    text = " ".join(printed.split())  # rich wraps and pads; compare words
+    low, high = score["qwk_ci"]
+    assert f"QWK [95% CI] │ {score['qwk']:.3f} [{low:.3f}, {high:.3f}]" in text
+    assert f"Cohen's kappa │ {score['kappa']:.3f}" in text
+    assert f"Krippendorff's alpha (ordinal) │ {score['krippendorff_alpha']:.3f}" in text
+    assert f"Spearman rho [95% CI] │ {score['spearman']:.3f}" in text
+    assert f"exact agreement │ {score['exact']:.1%}" in text
+    assert f"MAE │ {score['mae']:.3f}" in text
+    assert "largest disagreements (score vs human)" in text
+    worst = score["disagreements"][0]
+    assert f"{worst['difference']:+.2f}" in text
+
+    [run] = MlflowClient(tracking_uri=uri).search_runs(
+        [MlflowClient(tracking_uri=uri).get_experiment_by_name("graded").experiment_id])
+    expected = flat_metrics(report)
+    assert {k: run.data.metrics[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+    scores = [r["score"] for r in records]
+    assert run.data.metrics["llm_judge_accuracy/v1/mean"] == pytest.approx(
+        sum(scores) / len(scores))
+
+
+def test_summary_without_human_grades_has_no_agreement(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from evalserve.engines import registry
+    from tests.cli.helpers import run_main, write_jsonl
+    from tests.fakes import ScriptedEngine
+
+    monkeypatch.setattr(registry, "create_engine",
+                        lambda settings: ScriptedEngine(_judge_by_answer))
+    items = [{k: v for k, v in i.items() if k != "human_score"} for i in _graded_items()[:3]]
+    source = write_jsonl(tmp_path / "plain.jsonl", items)
+    assert run_main(monkeypatch, "evaluate", str(source), "--rubric", "judge-1-5") == 0
+    printed = capsys.readouterr().out
+    assert "complete: 3 results, 3 scored" in printed and "agreement" not in printed

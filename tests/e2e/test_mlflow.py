@@ -84,6 +84,50 @@ def test_tracked_job_logs_its_run(live_server: ServerProcess, tmp_path: Path) ->
     assert all(r["score"] in range(1, 6) for r in rows if r["status"] == "scored")
 
 
+def test_tracked_job_with_human_grades_logs_the_jobs_report(live_server: ServerProcess,
+                                                            tmp_path: Path) -> None:
+    """Issue 14 item 5: the run of a tracked job with human grades carries the very report
+    the job's `complete` event and `GET /jobs/{id}` show: its `flat_metrics` as metrics,
+    `report.json`, the confusion-matrix heat map, `human_score` in the table, and seed 004's
+    `llm_judge_accuracy/v1/*` over the item scores."""
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from evalserve.judge.report import flat_metrics
+
+    graded = [{**item, "human_score": grade} for item, grade in zip(ITEMS, (5, 1), strict=True)]
+    response = httpx.post(f"{live_server.url}/evaluate", timeout=30, json={
+        "rubric": "judge-1-5", "items": graded, "track": {"experiment": "e2e-agreement"}})
+    assert response.status_code == 200, response.text
+    job_id = response.json()["job_id"]
+    events = job_events(live_server, job_id)
+    assert events[-1]["event"] == "complete"
+    report = events[-1]["data"]["report"]
+    assert httpx.get(f"{live_server.url}/jobs/{job_id}", timeout=30).json()["report"] == report
+    tracking = next(e["data"] for e in events if e["event"] == "tracking")
+    assert tracking["status"] == "logged", tracking
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{live_server.data_dir / 'mlflow.db'}")
+    run = client.get_run(tracking["run_id"])
+    expected = flat_metrics(report)
+    assert {k: run.data.metrics[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+    results = httpx.get(f"{live_server.url}/jobs/{job_id}/results", timeout=30).json()
+    scores = [r["score"] for r in results["results"] if r["status"] == "scored"]
+    if scores:
+        assert run.data.metrics["llm_judge_accuracy/v1/mean"] == pytest.approx(np.mean(scores))
+        assert run.data.metrics["llm_judge_accuracy/v1/p90"] == pytest.approx(
+            np.percentile(scores, 90))
+    paths = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "report.json" in paths
+    stored = client.download_artifacts(run.info.run_id, "report.json", str(tmp_path))
+    assert json.loads(Path(stored).read_text(encoding="utf-8")) == report
+    if scores:  # the small model may leave both unscored: no pairs, still a report
+        assert "confusion_matrix.png" in paths
+    table = json.loads(Path(client.download_artifacts(
+        run.info.run_id, "eval_results_table.json", str(tmp_path))).read_text())
+    assert [dict(zip(table["columns"], row))["human_score"] for row in table["data"]] == [5, 1]
+
+
 def test_tracking_failure_does_not_fail_the_job(server_factory) -> None:
     broken = f"http://127.0.0.1:{free_port()}"
     server = server_factory(env={"MLFLOW_TRACKING_URI": broken, "MAX_NEW_TOKENS": "48"})
@@ -219,7 +263,10 @@ def test_cli_prompt_file_run_is_logged(tmp_path: Path) -> None:
     assert [r["score"] for r in rows] == [r["score"] for r in results]
     assert [r["justification"] for r in rows] == [r["justification"] for r in results]
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
-        "eval_results_table.json", "rubric.yaml"}
+        "eval_results_table.json", "rubric.yaml", "report.json"}  # no human grades: no heat map
+    scores = [r["score"] for r in results if r["status"] == "scored"]
+    if scores:  # seed 004's names, as mlflow.evaluate's make_genai_metric logs them
+        assert metrics["llm_judge_accuracy/v1/mean"] == pytest.approx(sum(scores) / len(scores))
 
 
 def test_cli_broken_tracking_uri_exits_2(tmp_path: Path) -> None:

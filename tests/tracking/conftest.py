@@ -46,3 +46,25 @@ def records() -> list[dict[str, Any]]:
          "raw": "turtles turtles", "reason": "no score in the output",
          "metrics": {"rouge_l": 0.25}},
     ]
+
+
+@pytest.fixture
+def graded_records(records) -> list[dict[str, Any]]:
+    """`records` whose items carry human grades (as the record's `human_score`), plus two
+    more: one scored item without a human grade, one with a judge/human gap of 3."""
+    human = [4, 1, 5, 3]
+    out = [{**r, "human_score": float(h)} for r, h in zip(records, human, strict=True)]
+    out.append({"id": "4", "score": 3, "justification": "Partly.", "status": "scored",
+                "score_expected": 3.2})
+    out.append({"id": "5", "score": 2, "justification": "Weak.", "status": "scored",
+                "score_expected": 2.5, "human_score": 5.0})
+    return out
+
+
+@pytest.fixture
+def graded_items(items) -> list[dict[str, Any]]:
+    """The items of `graded_records` (the human grade is an item field too)."""
+    human = [4, 1, 5, 3]
+    out = [{**i, "human_score": h} for i, h in zip(items, human, strict=True)]
+    return [*out, {"inputs": "Colour of the sky?", "predictions": "Blue, mostly."},
+            {"inputs": "Author of Hamlet?", "predictions": "Marlowe."}]

@@ -72,6 +72,42 @@ async def test_finish_hook_logs_a_tracked_job(tmp_path: Path, rubric, records, i
     assert run.data.metrics["unscored_count"] == 1
 
 
+async def test_a_tracked_job_with_human_grades_logs_its_report(tmp_path: Path, rubric,
+                                                              graded_records,
+                                                              graded_items) -> None:
+    """Issue 14 item 5 on the API path: a tracked job's run has the job report's metrics
+    (`flat_metrics(job_report(records, job.rubric, job.options))`, the numbers
+    `GET /jobs/{id}` shows), seed 004's `llm_judge_accuracy/v1/*`, `report.json` and the
+    confusion-matrix heat map; the records' `input` keys are the table's, not the report's."""
+    import json
+
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from evalserve.judge.report import flat_metrics, job_report
+
+    job = _job(rubric, {"experiment": "graded"})
+    rows = [{**r, INPUT_KEY: i} for r, i in zip(graded_records, graded_items, strict=True)]
+    [event] = await _run_hook(tmp_path, None, job, rows)
+    assert event["data"]["status"] == "logged", event
+    client = MlflowClient(event["data"]["tracking_uri"])
+    run_id = event["data"]["run_id"]
+    metrics = client.get_run(run_id).data.metrics
+    report = job_report(graded_records, job.rubric, job.options.to_dict())
+    expected = flat_metrics(report)
+    assert "agreement/qwk" in expected
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+    scores = [r["score"] for r in graded_records if r["status"] == "scored"]
+    assert metrics["llm_judge_accuracy/v1/mean"] == pytest.approx(float(np.mean(scores)))
+    assert metrics["llm_judge_accuracy/v1/variance"] == pytest.approx(float(np.var(scores)))
+    assert metrics["llm_judge_accuracy/v1/p90"] == pytest.approx(
+        float(np.percentile(scores, 90)))
+    paths = {a.path for a in client.list_artifacts(run_id)}
+    assert {"report.json", "confusion_matrix.png"} <= paths
+    stored = client.download_artifacts(run_id, "report.json", str(tmp_path))
+    assert json.loads(Path(stored).read_text(encoding="utf-8")) == report
+
+
 async def test_finish_hook_reports_a_broken_store(tmp_path: Path, rubric, records) -> None:
     broken = f"http://127.0.0.1:{free_port()}"
     [event] = await _run_hook(tmp_path, broken, _job(rubric, {}), records)

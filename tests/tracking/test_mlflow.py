@@ -157,3 +157,70 @@ def test_user_tags_cannot_relabel_the_runs_rubric_or_version(
     tags = MlflowClient(tracking_uri=uri).get_run(run.run_id).data.tags
     assert (tags["rubric"], tags["evalserve_version"], tags["team"]) == \
         (rubric.name, __version__, "a")
+
+
+def test_a_run_with_human_grades_carries_the_job_report(tmp_path: Path, graded_records,
+                                                        graded_items, rubric) -> None:
+    """Issue 14 item 5: a judge run's metrics are the job report's `flat_metrics` (the same
+    numbers as the API and the CLI), plus seed 004's `llm_judge_accuracy/v1/*`; its artifacts
+    hold `report.json`, the confusion-matrix heat maps and a `human_score` table column."""
+    import numpy as np
+    from mlflow import MlflowClient
+    from PIL import Image
+
+    from evalserve.judge.report import flat_metrics, job_report
+
+    uri = default_tracking_uri(tmp_path / "data")
+    run = log_evaluation_run(graded_records, rubric=rubric, items=graded_items,
+                             tracking_uri=uri, experiment="agree")
+    client = MlflowClient(tracking_uri=uri)
+    got = client.get_run(run.run_id)
+    logged = got.data.metrics
+
+    report = job_report(graded_records, rubric.model_dump(mode="json"), {})
+    expected = flat_metrics(report)
+    assert expected["agreement/n"] == 4 and "agreement_expected/qwk" in expected
+    assert {k: logged[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+    assert logged["agreement/qwk"] == pytest.approx(report["agreement"]["score"]["qwk"])
+
+    scores = [5, 1, 5, 3, 2]  # the scored items' scores; the unscored one has none
+    assert logged["llm_judge_accuracy/v1/mean"] == pytest.approx(float(np.mean(scores)))
+    assert logged["llm_judge_accuracy/v1/variance"] == pytest.approx(float(np.var(scores)))
+    assert logged["llm_judge_accuracy/v1/p90"] == pytest.approx(
+        float(np.percentile(scores, 90)))
+    assert "human_score_mean" not in logged  # a grade, not a judge metric
+
+    paths = {a.path for a in client.list_artifacts(run.run_id)}
+    assert {"report.json", "confusion_matrix.png", "confusion_matrix_score_expected.png",
+            TABLE_ARTIFACT, RUBRIC_ARTIFACT} <= paths
+    stored = json.loads(Path(client.download_artifacts(
+        run.run_id, "report.json", str(tmp_path))).read_text(encoding="utf-8"))
+    assert stored == report
+    png = Path(client.download_artifacts(run.run_id, "confusion_matrix.png", str(tmp_path)))
+    with Image.open(png) as image:
+        assert image.format == "PNG" and min(image.size) >= 300
+
+    table = json.loads(Path(client.download_artifacts(
+        run.run_id, TABLE_ARTIFACT, str(tmp_path))).read_text(encoding="utf-8"))
+    assert table["columns"].count("human_score") == 1
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert [r["human_score"] for r in rows] == [4.0, 1.0, 5.0, 3.0, None, 5.0]
+    assert "QWK" in got.data.tags["mlflow.note.content"]
+
+
+def test_a_run_without_human_grades_has_no_agreement(tmp_path: Path, records, rubric) -> None:
+    """Without human grades: no agreement metrics or heat map, but `report.json` and seed
+    004's `llm_judge_accuracy/v1/*` are still logged (every judge run has them)."""
+    from mlflow import MlflowClient
+
+    uri = default_tracking_uri(tmp_path / "data")
+    run = log_evaluation_run(records, rubric=rubric, tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    metrics = client.get_run(run.run_id).data.metrics
+    assert not [k for k in metrics if k.startswith("agreement")]
+    assert metrics["llm_judge_accuracy/v1/mean"] == pytest.approx(11 / 3)
+    paths = {a.path for a in client.list_artifacts(run.run_id)}
+    assert "report.json" in paths and not [p for p in paths if p.startswith("confusion")]
+    table = json.loads(Path(client.download_artifacts(
+        run.run_id, TABLE_ARTIFACT, str(tmp_path))).read_text(encoding="utf-8"))
+    assert "human_score" not in table["columns"]

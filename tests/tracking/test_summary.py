@@ -56,3 +56,33 @@ def test_results_table_refuses_misaligned_items(records, items, rubric) -> None:
 
 def test_metric_name_is_mlflow_safe() -> None:
     assert metric_name("bert:score@f1") == "bert_score_f1"
+
+
+def test_results_table_gains_human_score_only_with_human_grades(graded_records, graded_items,
+                                                                records, items,
+                                                                rubric) -> None:
+    """Issue 14 item 5: the per-row table carries each row's human grade (one column, even
+    though the items name the same field), None where the item has none."""
+    table = results_table(graded_records, rubric, graded_items)
+    assert list(table).count("human_score") == 1 and list(table)[-1] == "human_score"
+    assert table["human_score"] == [4.0, 1.0, 5.0, 3.0, None, 5.0]
+    assert "human_score" not in results_table(records, rubric, items)
+
+
+def test_genai_metric_aggregates_are_mlflows(graded_records, rubric) -> None:
+    """Seed 004's names and MLflow's own aggregation functions
+    (`mlflow.metrics.genai.genai_metric._get_aggregate_results`), over the scored items."""
+    from mlflow.metrics.genai.genai_metric import _get_aggregate_results
+
+    from evalserve.tracking.summary import genai_metric_aggregates
+
+    got = genai_metric_aggregates(graded_records, rubric)
+    scores = [5, 1, 5, 3, 2]
+    theirs = _get_aggregate_results(scores, ["mean", "variance", "p90"])
+    assert got == pytest.approx({f"llm_judge_accuracy/v1/{k}": v for k, v in theirs.items()})
+    assert genai_metric_aggregates([graded_records[3]], rubric) == {}  # nothing scored
+
+
+def test_summarize_does_not_average_human_grades(graded_records, rubric) -> None:
+    """The human grade is reported by the job report's agreement, not as a judge metric."""
+    assert "human_score_mean" not in summarize(graded_records, rubric)

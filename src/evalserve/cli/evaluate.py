@@ -3,7 +3,9 @@
 In-process it loads the engine and runs the same job service as the server (SQLite job store
 in a temporary directory); with `--server URL` it submits to `POST /evaluate` and follows
 `/stream/{job_id}`. Either way: a progress bar (done/total, items/s, ETA), the records written
-to `--out`, and a summary (score distribution, unscored count, mean).
+to `--out`, and a summary (score distribution, unscored count, mean) followed by the job's
+report (`judge.report.job_report`: agreement with human grades, pairwise, jury, samples), the
+one the job's `complete` event carries, so the numbers are the API's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rich.text import Text
 
 from evalserve.cli.engine import loaded_engine
 from evalserve.cli.options import EngineOpt, ModelOpt
+from evalserve.cli.report import print_report
 from evalserve.errors import EngineError, EvalserveError, InvalidInputError
 from evalserve.records import read_records, write_records
 from evalserve.settings import load_settings
@@ -113,7 +116,19 @@ async def _run_remote(url: str, token: str | None, items: list[dict], rubric: st
         return final, records, rubric_info
 
 
-def _summary(console: Console, final: dict, records: list[dict], rubric: dict) -> None:
+def _report(final: dict, records: list[dict], rubric: dict) -> dict[str, Any]:
+    """The job's report as its `complete` event carries it; computed the same way from the
+    records when the event has none (a server from before reports)."""
+    report = final.get("report")
+    if isinstance(report, dict):
+        return report
+    from evalserve.judge.report import job_report
+
+    return job_report(records, rubric, {})
+
+
+def _summary(console: Console, final: dict, records: list[dict], rubric: dict,
+             report: dict[str, Any]) -> None:
     score_field = rubric.get("score_field") or "score"
     scores = Counter(r.get(score_field) for r in records if r.get("status") == "scored")
     table = Table(title="score distribution")
@@ -131,6 +146,7 @@ def _summary(console: Console, final: dict, records: list[dict], rubric: dict) -
                   f"{unscored} unscored{failed}, mean {score_field} "
                   f"{'-' if mean is None else f'{mean:.3f}'}, "
                   f"{final.get('elapsed_seconds', 0):.1f} s")
+    print_report(console, report, score_field=score_field)
 
 
 def evaluate(
@@ -176,7 +192,8 @@ def evaluate(
     if out is not None:
         write_records(records, out)
         console.print(f"wrote {len(records)} records to {out}")
-    _summary(console, final, records, rubric_info)
+    report = _report(final, records, rubric_info)
+    _summary(console, final, records, rubric_info, report)
     if final.get("event") == "error":
         error = final.get("error") or {}
         raise EngineError(f"the job failed: {error.get('message', 'unknown error')}")
@@ -190,7 +207,7 @@ def evaluate(
             rubric_name=rubric, elapsed_seconds=final.get("elapsed_seconds"),
             max_tokens=max_new_tokens, settings=settings, server=server,
             token=first_token(token), experiment=experiment,
-            run_name=run_name)
+            run_name=run_name, report=report)
         console.print(f"logged MLflow run {run.run_id} in experiment {run.experiment!r} "
                       f"at {run.tracking_uri}")
 

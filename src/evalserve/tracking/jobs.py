@@ -161,5 +161,6 @@ class TrackedJobLogger:
             run_name=track.get("run_name") or f"job-{job.id[:8]}",
             tracking_uri=resolve_tracking_uri(self.settings),
             tags={**(track.get("tags") or {}), "source": "job", "job_id": job.id},
+            options=job.options.to_dict(),
         )
         return run.as_event()

@@ -1,10 +1,13 @@
 """Log an evaluation run to MLflow (mlflow is imported inside the functions, not at import).
 
 One run per evaluation: parameters (engine, model, rubric name and hash, temperature, max
-tokens, scale), metrics (`tracking.summary.summarize`), tags (`experiment_type=
-llm_judge_evaluation` as in seed 004, the evalserve version), the per-row table
-`eval_results_table.json` (shown as a table in the MLflow UI's Evaluation/Artifacts view) and
-the rubric as `rubric.yaml`.
+tokens, scale), metrics (`tracking.summary.summarize`, the job report's `flat_metrics` —
+agreement with human grades, pairwise, jury, samples — and seed 004's
+`llm_judge_accuracy/v1/{mean,variance,p90}`), tags (`experiment_type=llm_judge_evaluation` as
+in seed 004, the evalserve version), the per-row table `eval_results_table.json` (shown as a
+table in the MLflow UI's Evaluation/Artifacts view), the rubric as `rubric.yaml`, the job
+report as `report.json` and, with human grades, confusion-matrix heat maps
+(`tracking.artifacts`).
 
 The default store needs no server: `sqlite:///DATA_DIR/mlflow.db`, artifacts under
 `DATA_DIR/mlartifacts`. A broken tracking URI fails fast with a `TrackingError` naming it
@@ -14,6 +17,7 @@ The default store needs no server: `sqlite:///DATA_DIR/mlflow.db`, artifacts und
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +29,13 @@ from urllib.parse import urlparse
 from evalserve import __version__
 from evalserve.errors import TrackingError
 from evalserve.redact import redact_text, redact_url
-from evalserve.tracking.summary import results_table, summarize
+from evalserve.tracking.artifacts import REPORT_ARTIFACT, log_report_artifacts
+from evalserve.tracking.summary import (
+    genai_metric_aggregates,
+    metric_name,
+    results_table,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from evalserve.judge.rubric import Rubric
@@ -43,6 +53,8 @@ __all__ = [
     "is_system_tag",
     "SYSTEM_TAG_PREFIX",
     "log_evaluation_run",
+    "run_report",
+    "report_metrics",
 ]
 
 log = logging.getLogger(__name__)
@@ -225,6 +237,28 @@ def is_system_tag(key: str) -> bool:
     return key.strip().lower().startswith(SYSTEM_TAG_PREFIX)
 
 
+def run_report(records: Sequence[Mapping[str, Any]], rubric: Rubric,
+               options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The job report of a run's records (`judge.report.job_report`, the one computation
+    every surface shows)."""
+    from evalserve.judge.report import job_report
+
+    return job_report(list(records), rubric.model_dump(mode="json"), dict(options or {}))
+
+
+def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
+    """The report's `flat_metrics` as MLflow metrics (finite numbers, MLflow-safe keys)."""
+    from evalserve.judge.report import flat_metrics
+
+    return {metric_name(k): float(v) for k, v in flat_metrics(dict(report)).items()
+            if _finite(v)}
+
+
+def _finite(value: Any) -> bool:
+    return (not isinstance(value, bool) and isinstance(value, int | float)
+            and math.isfinite(value))
+
+
 def log_evaluation_run(
     records: Sequence[Mapping[str, Any]],
     *,
@@ -236,6 +270,8 @@ def log_evaluation_run(
     tracking_uri: str,
     items: Sequence[Mapping[str, Any]] | None = None,
     tags: Mapping[str, str] | None = None,
+    report: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> TrackedRun:
     """Log one evaluation as one MLflow run and return where it is.
 
@@ -243,6 +279,8 @@ def log_evaluation_run(
     `metrics` dict), `items` the graded inputs in the same order (they become the table's
     input columns). `params` should name at least `engine`, `model`, `temperature` and
     `max_tokens`; `metrics_extra` adds run-level metrics such as `items_per_second`.
+    `report` is the job report already shown elsewhere (the CLI summary); without it, it is
+    computed from `records` and the job's `options` (`run_report`).
     Blocking: call it from a thread in async code. Raises `TrackingError` naming the URI when
     the store cannot be reached or written.
     """
@@ -250,7 +288,11 @@ def log_evaluation_run(
     check_tracking_uri(tracking_uri)
     _http_fail_fast(tracking_uri)
     table = results_table(records, rubric, items)
+    if report is None:
+        report = run_report(records, rubric, options)
     metrics = summarize(records, rubric)
+    metrics.update(genai_metric_aggregates(records, rubric))
+    metrics.update(report_metrics(report))
     metrics.update({k: float(v) for k, v in (metrics_extra or {}).items() if v is not None})
     # evalserve's own tags last: a user tag may not relabel the run's rubric or version
     run_tags = {**_user_tags(tags), "experiment_type": EXPERIMENT_TYPE,
@@ -273,10 +315,11 @@ def log_evaluation_run(
             run_id,
             metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
             params=[Param(k, v) for k, v in _params(rubric, params).items()],
-            tags=[RunTag("mlflow.note.content", _note(rubric, metrics))],
+            tags=[RunTag("mlflow.note.content", _note(rubric, metrics, report))],
         )
         client.log_table(run_id, data=table, artifact_file=TABLE_ARTIFACT)
         client.log_text(run_id, _rubric_yaml(rubric), RUBRIC_ARTIFACT)
+        log_report_artifacts(client, run_id, report)
         client.set_terminated(run_id, "FINISHED")
     except TrackingError:
         raise
@@ -297,13 +340,18 @@ def log_evaluation_run(
                       tracking_uri=tracking_uri)
 
 
-def _note(rubric: Rubric, metrics: Mapping[str, float]) -> str:
+def _note(rubric: Rubric, metrics: Mapping[str, float], report: Mapping[str, Any]) -> str:
     """The run description shown at the top of the run page."""
     mean = metrics.get("score_mean")
     mean_text = f"{mean:.2f}" if mean is not None else "n/a"
+    agreement = (report.get("agreement") or {}).get("score") or {}
+    qwk = agreement.get("qwk")
+    human = (f" Agreement with human grades over {agreement.get('n')} items: QWK {qwk:.3f} "
+             f"(artifacts `{REPORT_ARTIFACT}`, `confusion_matrix.png`)."
+             if _finite(qwk) else "")
     return (
         f"LLM-as-a-judge evaluation with rubric `{rubric.name}` (scale {list(rubric.scale)}): "
         f"{int(metrics.get('items_total', 0))} items, mean score {mean_text}, "
         f"{int(metrics.get('unscored_count', 0))} unscored. Per-row scores and justifications: "
-        f"artifact `{TABLE_ARTIFACT}`."
+        f"artifact `{TABLE_ARTIFACT}`.{human}"
     )

@@ -59,8 +59,10 @@ def log_cli_run(
     run_name: str | None = None,
     tracking_uri: str | None = None,
     engine: str | None = None,
+    report: Mapping[str, Any] | None = None,
 ) -> TrackedRun:
-    """Log a finished `evalserve evaluate` as one run (blocking). `TrackingError` names the URI
+    """Log a finished `evalserve evaluate` as one run (blocking). `report` is the job report
+    the CLI summary showed (None: computed from `records`). `TrackingError` names the URI
     when the store is broken; the caller has already written its results file."""
     from evalserve.tracking.mlflow import log_evaluation_run, resolve_tracking_uri
 
@@ -82,6 +84,7 @@ def log_cli_run(
         run_name=run_name or (Path(data_file).stem if data_file else None),
         tracking_uri=resolve_tracking_uri(settings, tracking_uri),
         tags={"source": "cli"},
+        report=report,
     )
 
 
@@ -112,11 +115,13 @@ def log_cli_evaluation(
     token: str | None = None,
     experiment: str | None = None,
     run_name: str | None = None,
+    report: Mapping[str, Any] | None = None,
 ) -> TrackedRun:
     """`evalserve evaluate --mlflow`: log the finished evaluation (in-process or `--server`).
 
     `rubric` is the rubric object (a prompt file's), or the rubric dict the job reports;
-    `items` are the file's items in the order of `records`.
+    `items` are the file's items in the order of `records`; `report` the job report the
+    summary showed, logged as the run's metrics and `report.json`.
     """
     from evalserve.settings import load_settings
 
@@ -133,5 +138,5 @@ def log_cli_evaluation(
         settings, records, rubric=_tracking_rubric(rubric, rubric_name),
         items=items if len(items) == len(records) else None, model=model, temperature=0.0,
         max_tokens=max_tokens, elapsed_seconds=elapsed_seconds, data_file=file,
-        experiment=experiment, run_name=run_name, engine=engine,
+        experiment=experiment, run_name=run_name, engine=engine, report=report,
     )

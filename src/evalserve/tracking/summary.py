@@ -11,14 +11,24 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from evalserve.judge.report import HUMAN_KEY
+
 if TYPE_CHECKING:
     from evalserve.judge.rubric import Rubric
 
-__all__ = ["summarize", "results_table", "metric_name"]
+__all__ = ["summarize", "results_table", "metric_name", "genai_metric_aggregates",
+           "GENAI_METRIC", "GENAI_METRIC_VERSION", "GENAI_AGGREGATIONS"]
 
-#: Record keys that are bookkeeping, never averaged as metrics.
+#: Record keys that are bookkeeping, never averaged as metrics. The human grade and the
+#: pairwise / jury / samples keys are reported by the job report (`judge.report`) instead.
 _RESERVED = {"status", "score_expected", "score_probs", "raw", "reason", "attempts", "index",
-             "error", "item_id", "id"}
+             "error", "item_id", "id", HUMAN_KEY, "first_position_wins",
+             "judges_successful", "spread"}
+#: What seed 004 names its judge metric (`make_genai_metric(name="llm_judge_accuracy")`);
+#: `mlflow.evaluate` logs its aggregates as `<name>/<version>/<aggregation>`.
+GENAI_METRIC = "llm_judge_accuracy"
+GENAI_METRIC_VERSION = "v1"
+GENAI_AGGREGATIONS = ("mean", "variance", "p90")
 
 
 def metric_name(name: str) -> str:
@@ -105,6 +115,24 @@ def summarize(records: Sequence[Mapping[str, Any]], rubric: Rubric) -> dict[str,
     return metrics
 
 
+def genai_metric_aggregates(records: Sequence[Mapping[str, Any]], rubric: Rubric,
+                            name: str = GENAI_METRIC) -> dict[str, float]:
+    """`<name>/v1/mean`, `/variance` and `/p90` of the scored items' scores, computed as
+    `mlflow.metrics.genai.make_genai_metric` aggregates them (`np.mean`, `np.var`,
+    `np.percentile(scores, 90)` over the scores that exist), so a run logged by evalserve
+    carries the metric names a `mlflow.evaluate` user looks for. Empty without scores."""
+    import numpy as np
+
+    scores = [s for r in records if r.get("status", "scored") == "scored"
+              and (s := _number(r.get(rubric.score_field))) is not None]
+    if not scores:
+        return {}
+    values = {"mean": np.mean(scores), "variance": np.var(scores),
+              "p90": np.percentile(scores, 90)}
+    prefix = f"{metric_name(name)}/{GENAI_METRIC_VERSION}"
+    return {f"{prefix}/{agg}": float(values[agg]) for agg in GENAI_AGGREGATIONS}
+
+
 def _cell(value: Any) -> Any:
     """Table cells must be JSON scalars for the MLflow UI's table view."""
     if value is None or isinstance(value, str | int | float | bool):
@@ -120,7 +148,8 @@ def results_table(records: Sequence[Mapping[str, Any]], rubric: Rubric,
 
     Columns: the item's id, every input field of the item (for seed 004's CSV these are
     `inputs` and `predictions`), then `score`, `score_expected`, `justification`, `status`
-    and `reason` (why a row is unscored). Rows follow `records`; `items[i]` is the input of
+    and `reason` (why a row is unscored), and `human_score` when any record carries a human
+    grade (None on rows without one). Rows follow `records`; `items[i]` is the input of
     `records[i]` when given.
     """
     if items is not None and len(items) != len(records):
@@ -136,8 +165,11 @@ def results_table(records: Sequence[Mapping[str, Any]], rubric: Rubric,
             if key not in input_cols and key != rubric.id_field:
                 input_cols.append(key)
     id_col = rubric.id_field or "id"
+    human = any(record.get(HUMAN_KEY) is not None for record in records)
+    if human:  # the item's own `human_score` field is this column, not an input column
+        input_cols = [c for c in input_cols if c != HUMAN_KEY]
     columns = [id_col, *input_cols, "score", "score_expected", "justification", "status",
-               "reason"]
+               "reason", *([HUMAN_KEY] if human else [])]
     table: dict[str, list[Any]] = {c: [] for c in columns}
     for i, record in enumerate(records):
         item = items[i] if items is not None else {}
@@ -150,4 +182,6 @@ def results_table(records: Sequence[Mapping[str, Any]], rubric: Rubric,
         table["justification"].append(_cell(record.get(rubric.feedback_field)))
         table["status"].append(_cell(record.get("status", "scored")))
         table["reason"].append(_cell(record.get("reason")))
+        if HUMAN_KEY in table:
+            table[HUMAN_KEY].append(_cell(record.get(HUMAN_KEY)))
     return table
