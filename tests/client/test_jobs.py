@@ -123,3 +123,21 @@ async def test_retry_posts_and_maps_a_409() -> None:
     assert view == {"job_id": "j1", "status": "queued"}
     assert [(r.method, r.url.path, r.url.query) for r in seen] == [
         ("POST", "/jobs/j1/retry", b"unscored=true"), ("POST", "/jobs/j2/retry", b"")]
+
+
+async def test_agreement_gets_the_section_and_maps_a_404() -> None:
+    seen: list[str] = []
+    section = {"job_id": "j1", "status": "completed", "score": {"qwk": 0.8},
+               "score_expected": None}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/jobs/j1/agreement":
+            return httpx.Response(200, json=section)
+        return _envelope(404, "job j2 has no human grades to compare with", "not_found")
+
+    async with _jobs(handler) as jobs:
+        assert await jobs.agreement("j1") == section
+        with pytest.raises(NotFoundError, match="no human grades"):
+            await jobs.agreement("j2")
+    assert seen == ["/jobs/j1/agreement", "/jobs/j2/agreement"]

@@ -144,3 +144,53 @@ async def test_non_finite_numbers_are_exported_as_null(store: SQLiteJobStore, fm
 def test_json_text_is_strict_json() -> None:
     assert export.json_text({"a": [float("nan"), {"b": float("inf")}], "c": "é", "d": 2.5}) == (
         '{"a": [null, {"b": null}], "c": "é", "d": 2.5}')
+
+
+def test_csv_spreads_jury_sampling_and_pairwise_values_over_columns() -> None:
+    """Issue 14: a CSV cell of JSON (`[{"judge": "a", ...}, ...]`) cannot be filtered or
+    plotted in a spreadsheet; the jury's judges, the samples and the pairwise verdicts get
+    a column each, one row per item."""
+    record = {"id": "i0", "score": 4, "human_score": 5.0,
+              "judges": [{"judge": "a", "model": "m1", "score": 4, "status": "scored",
+                          "score_probs": {"4": 0.9}},
+                         {"judge": "b", "model": "m2", "score": None, "status": "error"}],
+              "samples": [4, None, 5], "verdicts": {"ab": "A", "ba": "B"},
+              "verdict_probs": None, "score_probs": {"4": 1.0}}
+    assert export.flat_record(record) == {
+        "id": "i0", "score": 4, "human_score": 5.0,
+        "judges.a.model": "m1", "judges.a.score": 4, "judges.a.status": "scored",
+        "judges.a.score_probs": '{"4": 0.9}',
+        "judges.b.model": "m2", "judges.b.score": None, "judges.b.status": "error",
+        "samples.1": 4, "samples.2": None, "samples.3": 5,
+        "verdicts.ab": "A", "verdicts.ba": "B", "verdict_probs": None,
+        "score_probs": '{"4": 1.0}'}
+
+
+def test_judges_without_unique_names_are_numbered() -> None:
+    record = {"judges": [{"judge": "x", "score": 1}, {"judge": "x", "score": 2}]}
+    assert export.flat_record(record) == {"judges.1.score": 1, "judges.2.score": 2}
+
+
+async def test_csv_puts_the_human_grade_next_to_the_score_and_escapes_spread_cells(
+        store: SQLiteJobStore) -> None:
+    job = await _job(store, {0: {"id": "i0", "nota": 3, "feedback": "ok", "human_score": 4.0,
+                                 "judges": [{"judge": "a", "feedback": "=cmd()"}]},
+                             1: {"id": "i1", "nota": 2, "feedback": "ok"}})
+    job.rubric = {"score_field": "nota"}
+    text = await _text(store, job, "csv")
+    assert text.splitlines()[0] == "id,nota,human_score,feedback,judges.a.feedback"
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0]["judges.a.feedback"] == "'=cmd()"
+    assert (rows[0]["human_score"], rows[1]["human_score"]) == ("4.0", "")
+
+
+async def test_json_of_a_completed_job_carries_its_stored_report(
+        store: SQLiteJobStore) -> None:
+    from evalserve.jobs.store import StatusChange
+
+    job = await _job(store, {0: {"id": "i0"}})
+    report = {"agreement": {"score": {"qwk": 1.0}}}
+    await store.commit(status=[StatusChange(job.id, JobStatus.COMPLETED, finished_at=1.0,
+                                            report=report)])
+    body = json.loads(await _text(store, await store.get_job(job.id), "json"))
+    assert body["report"] == report and body["status"] == "completed"

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from evalserve.jobs.models import JobStatus, ResultRow
 from evalserve.jobs.store import StatusChange
-from tests.jobs.helpers import collect, engine, items, running_service
+from tests.jobs.helpers import collect, engine, item, items, running_service
 from tests.waiting import wait_until
 
 
@@ -110,3 +112,31 @@ async def test_a_job_whose_end_cannot_be_stored_is_resumed_at_the_next_start(
 
 async def _instant(seconds: float) -> None:
     await asyncio.sleep(0)  # no wait, but a turn for the other tasks
+
+
+async def test_a_completed_job_carries_its_report_computed_off_the_event_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report (issue 14) is computed once, in a worker thread (its bootstrap takes seconds
+    on 100k items), stored with the job's end and carried by the `complete` event."""
+    import threading
+
+    import evalserve.judge.report as report_module
+
+    real, threads = report_module.job_report, []
+
+    def spy(records, rubric, options):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread())
+        return real(records, rubric, options)
+
+    monkeypatch.setattr(report_module, "job_report", spy)
+    graded = [item(i, human_score=h) for i, h in enumerate([4, 3, 5, 2])]
+    async with running_service(tmp_path, engine()) as service:
+        sub = await service.submit(graded)
+        events = await collect(service, sub.job.id)
+        stored = await service.store.get_report(sub.job.id)
+        records = [r for _, r in await service.store.records(sub.job.id)]
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    report = events[-1].data["report"]
+    assert report == stored == real(records, sub.job.rubric, sub.job.options.to_dict())
+    assert report["agreement"]["score"]["n"] == 4
+    assert report["agreement"]["score"]["exact"] == 0.25  # the scripted judge always says 4

@@ -32,3 +32,17 @@ def test_a_new_or_current_database_is_left_alone() -> None:
     before = _columns(conn)
     migrate(conn)
     assert _columns(conn) == before and "owner" in before
+
+
+def test_version_2_gains_the_report_column() -> None:
+    """Schema 3 stores each completed job's report; a version-2 database gains the column
+    (NULL for its jobs) instead of failing on the new SELECT and UPDATE."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, owner TEXT, "
+                 "attempts INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0)")
+    conn.execute("INSERT INTO jobs (id, status) VALUES ('old', 'completed')")
+    conn.execute("PRAGMA user_version = 2")
+    migrate(conn)
+    assert "report" in _columns(conn)
+    assert conn.execute("SELECT report FROM jobs").fetchall() == [(None,)]
+    assert SCHEMA_VERSION == 3

@@ -275,3 +275,22 @@ async def test_an_event_id_beyond_int64_matches_nothing(store: SQLiteJobStore) -
     await store.create_job(job("a", 1.0), [("i0", {})])
     await store.commit(events=[NewEvent("a", "x", {})])
     assert await store.events_after("a", 99999999999999999999) == []
+
+
+async def test_the_report_is_stored_with_the_end_kept_and_cleared_by_a_retry(
+        store: SQLiteJobStore) -> None:
+    """The report goes in the same commit as the job's end; a later status change without
+    one keeps it; a retry (the job graded again) clears it until the job completes again."""
+    report = {"agreement": {"score": {"qwk": 0.5, "labels": ["é"]}}}
+    await store.create_job(job("a", 1.0, total=2), [("i0", {}), ("i1", {})])
+    assert await store.get_report("a") is None
+    await store.commit([row("a", 0, 4), row("a", 1, None, "error")],
+                       status=[StatusChange("a", JobStatus.COMPLETED, finished_at=5.0,
+                                            report=report)])
+    assert await store.get_report("a") == report
+    await store.commit(status=[StatusChange("a", JobStatus.COMPLETED)])
+    assert await store.get_report("a") == report
+    await store.retry_items("a")
+    assert await store.get_report("a") is None
+    with pytest.raises(NotFoundError, match="no job 'zz'"):
+        await store.get_report("zz")

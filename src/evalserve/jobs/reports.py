@@ -56,7 +56,7 @@ async def job_agreement(store: JobStore, job: Job) -> dict[str, Any]:
     if section is None:
         field = human_field(job.rubric)
         raise NotFoundError(
-            f"job {job.id} has no human grades to compare with: give items a numeric "
-            f"{field!r} field (rubric {job.rubric_name!r}'s human grade field) to get its "
-            "agreement")
+            f"job {job.id} has no human grades to compare with: send each item's human "
+            f"grade as a number in its {field!r} field (the human_field of rubric "
+            f"{job.rubric_name!r})")
     return section

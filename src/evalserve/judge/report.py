@@ -87,23 +87,22 @@ def agreement_report(records: Sequence[Mapping[str, Any]], rubric: Any,
     return out
 
 
-def _optional_summaries() -> list[tuple[str, Callable[[Sequence[Mapping[str, Any]]], Any]]]:
+def _summaries(spec: Mapping[str, Any]) -> list[tuple[str, Callable[[Any], Any]]]:
     """The pairwise, jury and samples summaries (imported when a report is made)."""
-    # TODO(issue 14): drop the ImportError fallbacks once judge/pairwise.py and judge/jury.py
-    # have landed (they are being written alongside this module).
-    out: list[tuple[str, Callable[[Sequence[Mapping[str, Any]]], Any]]] = []
+    from evalserve.judge.jury import jury_summary, samples_summary
+
+    scale, id_field = spec.get("scale") or None, spec.get("id_field") or None
+    out: list[tuple[str, Callable[[Any], Any]]] = []
+    # TODO(issue 14): import pairwise_summary unconditionally once judge/pairwise.py lands
+    # (it is being written alongside this module).
     try:
         from evalserve.judge.pairwise import pairwise_summary
     except ImportError:
         pass
     else:
         out.append(("pairwise", pairwise_summary))
-    try:
-        from evalserve.judge.jury import jury_summary, samples_summary
-    except ImportError:
-        pass
-    else:
-        out += [("jury", jury_summary), ("samples", samples_summary)]
+    out.append(("jury", lambda records: jury_summary(records, scale=scale, id_field=id_field)))
+    out.append(("samples", samples_summary))
     return out
 
 
@@ -116,7 +115,7 @@ def job_report(records: Sequence[Mapping[str, Any]], rubric: Any,
     section = agreement_report(records, rubric, options)
     if section is not None:
         report["agreement"] = section
-    for name, summarise in _optional_summaries():
+    for name, summarise in _summaries(_rubric_dict(rubric)):
         try:
             value = summarise(records)
         except InvalidInputError as exc:

@@ -90,3 +90,13 @@ def test_job_view_of_a_finished_job_and_of_an_empty_one() -> None:
     assert empty.counts.percentage == 100.0 and empty.timings.started_at is None
     assert empty.timings.elapsed_seconds == 0.0
     assert JobView.of(job(total=3, completed=1), now=0).counts.percentage == 33.3
+
+
+def test_job_view_carries_the_report_and_the_agreement_url() -> None:
+    """Issue 14: `GET /jobs/{id}` shows the job's report (null until it completes) and where
+    its agreement with the human grades is."""
+    report = {"agreement": {"score": {"qwk": 0.5}}}
+    running = JobView.of(job(), now=0)
+    assert running.report is None and running.agreement_url == "/jobs/j1/agreement"
+    done = JobView.of(job(status=JobStatus.COMPLETED), now=0, report=report)
+    assert done.model_dump()["report"] == report

@@ -192,3 +192,28 @@ async def test_retry_of_a_running_job_is_409(settings: Settings) -> None:
     assert resp.status_code == 409
     assert resp.json()["error"]["code"] == "conflict"
     assert "only a finished job's items can be retried" in resp.json()["error"]["message"]
+
+
+async def test_agreement_route_report_in_the_view_and_other_callers_get_404(
+        settings: Settings) -> None:
+    """Issue 14: `GET /jobs/{id}/agreement` answers the stored report's agreement section;
+    like every job route it is the caller's own (another key gets the not-found 404)."""
+    graded = [{**item, "human_score": 4} for item in items(3)]
+    conf = make_settings(settings, api_token="k1,k2")
+    async with running_app(conf, ScriptedEngine(lambda r: answer(4))) as (_, client):
+        k1, k2 = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
+        body = (await client.post("/evaluate", json={"items": graded}, headers=k1)).json()
+        await client.get(body["stream_url"], headers=k1)
+        job_id = body["job_id"]
+        view = (await client.get(f"/jobs/{job_id}", headers=k1)).json()
+        mine = await client.get(f"/jobs/{job_id}/agreement", headers=k1)
+        theirs = await client.get(f"/jobs/{job_id}/agreement", headers=k2)
+        listed = (await client.get("/jobs", headers=k1)).json()["jobs"]
+    assert mine.status_code == 200
+    assert mine.json()["score"] == view["report"]["agreement"]["score"]
+    assert (mine.json()["score"]["n"], mine.json()["score"]["exact"]) == (3, 1.0)
+    assert theirs.status_code == 404
+    assert theirs.json()["error"]["message"] == (
+        f"no job {job_id!r}: it never existed or it expired (finished jobs are kept "
+        "JOB_TTL_SECONDS)")
+    assert listed[0]["report"] is None  # listings leave reports out (read the job)
