@@ -146,3 +146,34 @@ def test_flat_metrics_skips_undefined_numbers_and_flattens_nested_sections() -> 
         "agreement/exact": 1.0, "pairwise/pairs": 4.0, "pairwise/consistency_rate": 0.5,
         "pairwise/win_rate/sys/a b": 0.75, "pairwise/leaderboard/x/rating": 1.5,
         "pairwise/leaderboard/x/rank": 1.0}
+
+
+def test_the_pairwise_section_is_pairwise_summary_and_flattens_per_system() -> None:
+    from evalserve.judge.pairwise import pairwise_summary
+
+    pairs = []
+    for i, (a, b, ab, ba) in enumerate([("x", "y", "A", "A"), ("x", "y", "A", "B"),
+                                        ("y", "z", "B", "B"), ("x", "z", "tie", "tie")]):
+        verdict = ab if ab == ba else "tie"
+        pairs.append({"id": f"p{i}", "score": {"A": 1.0, "B": 0.0, "tie": 0.5}[verdict],
+                      "feedback": "", "status": "scored", "verdict": verdict,
+                      "verdicts": {"ab": ab, "ba": ba}, "consistent": ab == ba,
+                      "first_position_wins": int(ab == "A") + int(ba == "B"),
+                      "verdict_probs": None, "system_a": a, "system_b": b})
+    rubric = {"name": "pw", "mode": "pairwise", "scale": [0, 1]}
+    report = job_report(pairs, rubric, {})
+    assert set(report) == {"pairwise"}
+    assert report["pairwise"] == json.loads(json.dumps(pairwise_summary(pairs)))
+    flat = flat_metrics(report)
+    assert flat["pairwise/consistency_rate"] == report["pairwise"]["consistency_rate"] == 0.75
+    assert flat["pairwise/win_rate/x"] == report["pairwise"]["win_rate"]["x"]
+
+
+def test_pairwise_human_preferences_are_compared_on_win_tie_loss() -> None:
+    records = [{"id": f"p{i}", "score": s, "status": "scored", "verdict": "A",
+                "verdicts": {"ab": "A", "ba": "A"}, "human_score": h}
+               for i, (s, h) in enumerate([(1.0, 1.0), (0.5, 1.0), (0.0, 0.0), (1.0, 0.5)])]
+    section = job_report(records, {"name": "pw", "mode": "pairwise", "scale": [0, 1]},
+                         {})["agreement"]["score"]
+    assert section["scale"] == [0, 0.5, 1]
+    assert (section["exact"], section["adjacent"]) == (0.5, 1.0)

@@ -87,23 +87,17 @@ def agreement_report(records: Sequence[Mapping[str, Any]], rubric: Any,
     return out
 
 
-def _summaries(spec: Mapping[str, Any]) -> list[tuple[str, Callable[[Any], Any]]]:
+def _summaries(spec: Mapping[str, Any], options: Mapping[str, Any]
+               ) -> list[tuple[str, Callable[[Any], Any]]]:
     """The pairwise, jury and samples summaries (imported when a report is made)."""
     from evalserve.judge.jury import jury_summary, samples_summary
+    from evalserve.judge.pairwise import pairwise_summary
 
     scale, id_field = spec.get("scale") or None, spec.get("id_field") or None
-    out: list[tuple[str, Callable[[Any], Any]]] = []
-    # TODO(issue 14): import pairwise_summary unconditionally once judge/pairwise.py lands
-    # (it is being written alongside this module).
-    try:
-        from evalserve.judge.pairwise import pairwise_summary
-    except ImportError:
-        pass
-    else:
-        out.append(("pairwise", pairwise_summary))
-    out.append(("jury", lambda records: jury_summary(records, scale=scale, id_field=id_field)))
-    out.append(("samples", samples_summary))
-    return out
+    seed = int(options.get("seed", 0))
+    return [("pairwise", lambda records: pairwise_summary(records, seed=seed)),
+            ("jury", lambda records: jury_summary(records, scale=scale, id_field=id_field)),
+            ("samples", samples_summary)]
 
 
 def job_report(records: Sequence[Mapping[str, Any]], rubric: Any,
@@ -115,7 +109,7 @@ def job_report(records: Sequence[Mapping[str, Any]], rubric: Any,
     section = agreement_report(records, rubric, options)
     if section is not None:
         report["agreement"] = section
-    for name, summarise in _summaries(_rubric_dict(rubric)):
+    for name, summarise in _summaries(_rubric_dict(rubric), options or {}):
         try:
             value = summarise(records)
         except InvalidInputError as exc:
