@@ -4,16 +4,26 @@ builds a `Grader` that grades items into records keyed by the rubric's names."""
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
 
 from evalserve.engines.base import GenerationRequest
-from evalserve.errors import ConfigurationError, InvalidInputError, NotFoundError
-from evalserve.jobs.grading import DEFAULT_RUBRIC, JudgeKit
+from evalserve.errors import (
+    ConfigurationError,
+    EngineError,
+    EngineUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+)
+from evalserve.jobs.grading import DEFAULT_RUBRIC, Grader, JudgeKit
+from evalserve.jobs.models import JobOptions
+from evalserve.jobs.panel import panel_options
 from evalserve.judge.rubric import Rubric, load_rubric
 from evalserve.settings import load_settings
-from tests.fakes import ScriptedEngine
+from tests.fakes import ScriptedEngine, request_text
+from tests.jobs.helpers import answer
 
 ITEM = {"id_alumno": "A001", "curso": "3r ESO", "consigna": "Explica la fotosíntesi",
         "respuesta": "Les plantes fan menjar amb la llum."}
@@ -143,3 +153,205 @@ async def test_an_explicit_max_new_tokens_caps_the_judge(monkeypatch: pytest.Mon
     kit = JudgeKit.from_settings(load_settings())
     await kit.grader(engine, kit.load_rubric(None)[1]).grade(ITEM, 0)
     assert engine.requests[0].max_tokens == 64
+
+
+# --- juries and repeated sampling ---------------------------------------------------------
+
+def variant(word: str, **extra: object) -> dict:
+    """An inline rubric on teacher-eval-ca's fields, names and scale whose prompt says `word`
+    (so a scripted engine can answer each judge differently)."""
+    return {"name": word.lower(), "template": f"{word}: {{consigna}} {{respuesta}} {{curso}}",
+            "fields": ["id_alumno", "curso", "consigna", "respuesta"], "id_field": "id_alumno",
+            "score_field": "nota", "scale": [0, 1, 2, 3, 4, 5], **extra}
+
+
+def by_word(scores: dict[str, int | str | Exception], default: int = 5):
+    """A script answering `scores[word]` to a prompt containing `word` (an exception is
+    raised, a string answered as it is), else `default`."""
+    def script(request: GenerationRequest) -> str:
+        text = request_text(request)
+        for word, value in scores.items():
+            if word in text:
+                if isinstance(value, Exception):
+                    raise value
+                return value if isinstance(value, str) else answer(value, f"{word} says")
+        return answer(default, "teacher says")
+
+    return script
+
+
+async def jury(engine: ScriptedEngine, judges: list[dict], kit: JudgeKit | None = None,
+               **options: object) -> Grader:
+    """The grader of a teacher-eval-ca job with these judges, through `panel_options`."""
+    kit = kit or JudgeKit()
+    name, rubric = kit.load_rubric(None)
+    resolved = await panel_options(kit, engine, name, rubric, judges=judges, **options)
+    return kit.grader(engine, rubric, JobOptions(**resolved))
+
+
+FOUR = [{"name": "teacher"}, {"rubric": variant("STRICT")}, {"rubric": variant("MILD")},
+        {"rubric": variant("LENIENT"), "name": "kind"}]
+FOUR_SCORES = {"STRICT": 1, "MILD": 2, "LENIENT": 5}  # the teacher rubric: 5
+
+
+@pytest.mark.parametrize(("aggregate", "expected", "feedback"), [
+    ("mean", 3.25, "MILD says"),       # (5 + 1 + 2 + 5) / 4; MILD's 2 is nearest 3.25
+    ("median", 3.5, "teacher says"),   # 2 and 5 are as near; the first in the jury's order
+    ("majority", 5, "teacher says"),
+])
+async def test_a_jury_aggregates_its_judges_scores(aggregate: str, expected: float,
+                                                   feedback: str) -> None:
+    engine = ScriptedEngine(by_word(FOUR_SCORES), delay=0.02)
+    grader = await jury(engine, FOUR, aggregate=aggregate)
+    status, score, record = await grader.grade({**ITEM, "human_score": 3}, 0)
+    assert (status, score) == ("scored", expected)
+    assert record["nota"] == expected and record["feedback"] == feedback
+    assert record["judges"] == [
+        {"judge": "teacher", "model": "scripted", "rubric": "teacher-eval-ca",
+         "status": "scored", "score": 5, "score_expected": None, "feedback": "teacher says"},
+        {"judge": "strict", "model": "scripted", "rubric": "strict", "status": "scored",
+         "score": 1, "score_expected": None, "feedback": "STRICT says"},
+        {"judge": "mild", "model": "scripted", "rubric": "mild", "status": "scored",
+         "score": 2, "score_expected": None, "feedback": "MILD says"},
+        {"judge": "kind", "model": "scripted", "rubric": "lenient", "status": "scored",
+         "score": 5, "score_expected": None, "feedback": "LENIENT says"},
+    ]
+    assert (record["aggregate"], record["judges_successful"]) == (aggregate, 4)
+    assert (record["id_alumno"], record["status"], record["human_score"]) == ("A001", "scored",
+                                                                              3.0)
+    assert engine.max_in_flight == 4  # the judges of one item ask at once
+    assert len(engine.requests) == 4
+
+
+THREE = [{"name": "teacher"}, {"rubric": variant("STRICT")}, {"rubric": variant("BROKEN")}]
+
+
+async def test_a_failing_judge_leaves_the_item_scored_when_min_successful_allows() -> None:
+    engine = ScriptedEngine(by_word({"STRICT": 1, "BROKEN": EngineError("upstream 500")}))
+    grader = await jury(engine, THREE, min_successful=2)
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score, record["judges_successful"]) == ("scored", 3.0, 2)
+    assert record["judges"][2] == {"judge": "broken", "model": "scripted", "rubric": "broken",
+                                   "status": "error", "score": None, "score_expected": None,
+                                   "feedback": None, "reason": "upstream 500"}
+    assert "reason" not in record
+
+
+async def test_a_failing_judge_makes_the_item_an_error_below_min_successful() -> None:
+    """min_successful defaults to every judge: one failing judge of three is an error item
+    whose reason says how many scored, with every judge's result."""
+    engine = ScriptedEngine(by_word({"STRICT": 1, "BROKEN": EngineError("upstream 500")}))
+    grader = await jury(engine, THREE)
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score) == ("error", None)
+    assert (record["nota"], record["feedback"], record["status"]) == (None, None, "error")
+    assert record["reason"] == "2 of 3 judges scored the item; the job needs min_successful=3"
+    assert record["error"]["message"] == "upstream 500"
+    assert [j["status"] for j in record["judges"]] == ["scored", "scored", "error"]
+    assert record["judges_successful"] == 2
+
+
+async def test_judges_that_answer_without_a_score_make_the_item_unscored() -> None:
+    engine = ScriptedEngine(by_word({"STRICT": "I cannot grade this.", "BROKEN": 3}))
+    grader = await jury(engine, THREE, kit=JudgeKit(retries=0), min_successful=3)
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score) == ("unscored", None)
+    assert record["reason"] == "2 of 3 judges scored the item; the job needs min_successful=3"
+    assert record["judges"][1]["status"] == "unscored"
+    assert "error" not in record
+
+
+async def test_a_jury_whose_judges_all_fail_raises_like_one_judge() -> None:
+    """No judge answered: the item fails as one judge's would (retried when transient)."""
+    engine = ScriptedEngine(by_word({}, default=0))
+    engine.script = lambda r: (_ for _ in ()).throw(EngineError("down"))
+    grader = await jury(engine, THREE, min_successful=1)
+    with pytest.raises(EngineError, match="down"):
+        await grader.grade(ITEM, 0)
+
+
+async def test_a_gone_engine_fails_the_jury_even_when_others_score() -> None:
+    engine = ScriptedEngine(by_word({"BROKEN": EngineUnavailableError("model unloaded")}))
+    grader = await jury(engine, THREE, min_successful=1)
+    with pytest.raises(EngineUnavailableError):
+        await grader.grade(ITEM, 0)
+
+
+def by_seed(scores: dict[int, int | str]):
+    def script(request: GenerationRequest) -> str:
+        value = scores[request.seed]
+        return value if isinstance(value, str) else answer(value, f"seed {request.seed}")
+
+    return script
+
+
+async def sampled(engine: ScriptedEngine, kit: JudgeKit | None = None,
+                  **options: object) -> Grader:
+    kit = kit or JudgeKit()
+    name, rubric = kit.load_rubric(None)
+    resolved = await panel_options(kit, engine, name, rubric, **options)
+    return kit.grader(engine, rubric, JobOptions(**resolved))
+
+
+SEEDED = {0: 3, 3: 4, 6: 4, 9: 2, 12: 4}  # JudgeKit's seeds of 5 samples, retries=2
+
+
+@pytest.mark.parametrize(("reducer", "expected", "feedback"), [
+    ("mean", 3.4, "seed 0"),   # 17 / 5; 3 is nearest
+    ("median", 4, "seed 3"),
+    ("mode", 4, "seed 3"),
+])
+async def test_samples_are_reduced_with_their_spread(reducer: str, expected: float,
+                                                     feedback: str) -> None:
+    engine = ScriptedEngine(by_seed(SEEDED))
+    grader = await sampled(engine, samples=5, reducer=reducer)
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score, record["nota"], record["feedback"]) == ("scored", expected,
+                                                                   expected, feedback)
+    assert record["samples"] == [3, 4, 4, 2, 4]
+    assert record["reducer"] == reducer
+    assert record["spread"] == statistics.pstdev([3, 4, 4, 2, 4])
+    assert sorted(r.seed for r in engine.requests) == [0, 3, 6, 9, 12]
+    assert {r.temperature for r in engine.requests} == {0.7}  # the default sample temperature
+
+
+async def test_samples_are_reproducible_and_take_the_jobs_temperature() -> None:
+    engine = ScriptedEngine(by_seed({11: 1, 14: 5, 17: 3}))
+    kit = JudgeKit(seed=11)
+    first = await (await sampled(engine, kit, samples=3, temperature=1.2)).grade(ITEM, 0)
+    again = await (await sampled(engine, kit, samples=3, temperature=1.2)).grade(ITEM, 0)
+    assert first == again
+    assert first[2]["samples"] == [1, 5, 3] and first[1] == 3.0
+    assert {r.temperature for r in engine.requests} == {1.2}
+
+
+async def test_failed_samples_are_none_and_the_rest_are_reduced() -> None:
+    engine = ScriptedEngine(by_seed({0: 2, 1: "nope", 2: 4}))
+    grader = await sampled(engine, JudgeKit(retries=0), samples=3, reducer="mean")
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score, record["samples"], record["spread"]) == ("scored", 3.0,
+                                                                    [2, None, 4], 1.0)
+
+
+async def test_no_usable_sample_is_unscored_and_failing_ones_raise() -> None:
+    grader = await sampled(ScriptedEngine(lambda r: "nope"), JudgeKit(retries=0), samples=2)
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score, record["samples"], record["spread"]) == ("unscored", None,
+                                                                    [None, None], None)
+    assert record["reason"].startswith("none of the 2 samples gave a usable score: ")
+
+    def down(request: GenerationRequest) -> str:
+        raise EngineError("down")
+
+    failing = await sampled(ScriptedEngine(down), samples=2)
+    with pytest.raises(EngineError, match="down"):
+        await failing.grade(ITEM, 0)
+
+
+async def test_every_item_must_suit_every_judges_rubric() -> None:
+    narrow = variant("NARROW", fields=["id_alumno", "respuesta"],
+                     template="NARROW: {respuesta}")
+    grader = await jury(ScriptedEngine(by_word({})), [{}, {"rubric": narrow}])
+    with pytest.raises(InvalidInputError, match=r"items\[0\] has unknown field\(s\) "
+                                                r"\['consigna', 'curso'\]; rubric 'narrow'"):
+        grader.validate_item(ITEM, 0)

@@ -2,38 +2,85 @@
 
 `JudgeKit` is the only place `jobs` touches `evalserve.judge`; tests may pass a stand-in with
 the same methods.
+
+A job graded by a **jury** (option `judges`) asks every judge about each item at once; the
+record's score is the `aggregate` (`evalserve.judge.jury.combine`) of the judges that scored,
+with each judge's result under `judges` (contract keys). The item is:
+
+- `scored` when at least `min_successful` judges scored it;
+- `error` when fewer did and some judge failed (its engine refused or broke: the reason
+  says how many of how many succeeded; `POST /jobs/{id}/retry` grades it again);
+- `unscored` when fewer did but every judge answered (the models gave no usable score;
+  `retry?unscored=true` grades it again).
+
+When *no* judge answered at all the item fails as one judge's would: a transient failure is
+retried, then the item is an `error`. A judge whose engine is gone fails the job.
+
+A job with **samples** k >= 2 grades each item k times at the job's `temperature`, sample i
+seeded `seed + i * (retries + 1)` (its retries take the seeds in between), so the samples
+differ and a rerun gives the same ones; the score is the `reducer` of the samples that scored,
+`spread` their population std. No sample scored: `unscored` when every sample answered, else
+the first failure is raised (retried, then `error`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalserve.engines.base import Engine
 from evalserve.errors import error_body
+from evalserve.jobs.models import JobOptions
+from evalserve.jobs.retry import engine_gone
 
-__all__ = ["JudgeKit", "Grader", "DEFAULT_RUBRIC"]
+__all__ = ["JudgeKit", "Grader", "Juror", "DEFAULT_RUBRIC", "SAMPLE_TEMPERATURE"]
 
 #: The rubric of seed 000 (Catalan feedback adapted to the student's course, score 0-5).
 DEFAULT_RUBRIC = "teacher-eval-ca"
+#: The temperature of repeated samples when the job gives none.
+SAMPLE_TEMPERATURE = 0.7
+
+
+@dataclass
+class Juror:
+    """One judge of a jury: its name, model, rubric and the judge built for it."""
+
+    name: str
+    model: str
+    rubric_name: str
+    judge: Any
 
 
 @dataclass
 class Grader:
-    """A judge bound to its rubric, for one job."""
+    """A judge bound to its rubric, for one job; with `jurors`, a jury (module doc); with
+    `samplers` (one judge per sample), repeated sampling."""
 
     judge: Any
     rubric: Any
+    jurors: list[Juror] = field(default_factory=list)
+    aggregate: str = "mean"
+    min_successful: int | None = None
+    samplers: list[Any] = field(default_factory=list)
+    reducer: str = "mean"
 
     def validate_item(self, item: dict[str, Any], index: int) -> None:
+        """The job rubric's checks, then every juror rubric's (an item must suit them all)."""
         self.judge.validate_item(item, index)
+        for juror in self.jurors:
+            juror.judge.validate_item(item, index)
 
     def item_id(self, item: dict[str, Any], index: int) -> str:
         return str(self.judge.item_id(item, index))
 
     async def grade(self, item: dict[str, Any], index: int) -> tuple[str, float | None, dict]:
         """`(status, score, record)`; the record is keyed by the rubric's names."""
+        if self.jurors:
+            return await self._grade_jury(item, index)
+        if self.samplers:
+            return await self._grade_samples(item, index)
         grade = await self.judge.grade(item, index)
         return grade.status, grade.score, grade.record(self.rubric)
 
@@ -51,6 +98,104 @@ class Grader:
         return {r.id_field or "id": item_id, r.score_field: None, r.feedback_field: None,
                 "status": "error", "reason": body["message"], "error": body,
                 "attempts": attempts}
+
+    # --- juries and samples ---
+    def _record(self, item: dict[str, Any], index: int, status: str, score: Any,
+                feedback: Any) -> dict[str, Any]:
+        r = self.rubric
+        out = {r.id_field or "id": self.item_id(item, index), r.score_field: score,
+               r.feedback_field: feedback, "status": status}
+        human = item.get(r.human_field)
+        if human is not None:
+            out["human_score"] = float(human)
+        return out
+
+    async def _grade_jury(self, item: dict[str, Any], index: int) -> tuple[str, Any, dict]:
+        from evalserve.judge.jury import combine
+
+        outcomes = await _gather([j.judge.grade(item, index) for j in self.jurors])
+        entries, scored, failures = [], [], []
+        for juror, outcome in zip(self.jurors, outcomes, strict=True):
+            entry: dict[str, Any] = {"judge": juror.name, "model": juror.model,
+                                     "rubric": juror.rubric_name}
+            if isinstance(outcome, Exception):
+                failures.append(outcome)
+                entry.update(status="error", score=None, score_expected=None, feedback=None,
+                             reason=error_body(outcome)["message"])
+            else:
+                entry.update(status=outcome.status, score=outcome.score,
+                             score_expected=outcome.score_expected, feedback=outcome.feedback)
+                if outcome.reason is not None:
+                    entry["reason"] = outcome.reason
+                if outcome.status == "scored":
+                    scored.append(entry)
+            entries.append(entry)
+        if len(failures) == len(self.jurors):
+            raise failures[0]
+        need = self.min_successful or len(self.jurors)
+        scores = [e["score"] for e in scored]
+        if len(scored) >= need:
+            status, score = "scored", combine(scores, self.aggregate)
+        else:
+            status, score = ("error" if failures else "unscored"), None
+        record = self._record(item, index, status, score, _closest(scored, score))
+        expected = [e["score_expected"] for e in scored if e["score_expected"] is not None]
+        if status == "scored" and expected:
+            record["score_expected"] = combine(
+                expected, "median" if self.aggregate == "median" else "mean")
+        if status != "scored":
+            record["reason"] = (f"{len(scored)} of {len(self.jurors)} judges scored the item; "
+                                f"the job needs min_successful={need}")
+            if failures:
+                record["error"] = error_body(failures[0])
+        record.update(judges=entries, aggregate=self.aggregate, judges_successful=len(scored))
+        return status, score, record
+
+    async def _grade_samples(self, item: dict[str, Any], index: int) -> tuple[str, Any, dict]:
+        from evalserve.judge.jury import combine, spread
+
+        outcomes = await _gather([s.grade(item, index) for s in self.samplers])
+        failures = [o for o in outcomes if isinstance(o, Exception)]
+        grades = [o for o in outcomes if not isinstance(o, Exception) and o.status == "scored"]
+        samples = [None if isinstance(o, Exception) or o.status != "scored" else o.score
+                   for o in outcomes]
+        if not grades and failures:
+            raise failures[0]
+        given = [g.score for g in grades]
+        score = combine(given, self.reducer)
+        status = "scored" if grades else "unscored"
+        entries = [{"score": g.score, "feedback": g.feedback} for g in grades]
+        record = self._record(item, index, status, score, _closest(entries, score))
+        expected = [g.score_expected for g in grades if g.score_expected is not None]
+        if expected:
+            record["score_expected"] = sum(expected) / len(expected)
+        probs = [g.score_probs for g in grades if g.score_probs is not None]
+        if probs:
+            record["score_probs"] = {k: sum(p.get(k, 0.0) for p in probs) / len(probs)
+                                     for k in probs[0]}
+        if not grades:
+            first = next(o for o in outcomes if not isinstance(o, Exception))
+            record["reason"] = (f"none of the {len(samples)} samples gave a usable score: "
+                                f"{first.reason}")
+        record.update(samples=samples, reducer=self.reducer, spread=spread(given))
+        return status, score, record
+
+
+async def _gather(calls: list[Any]) -> list[Any]:
+    """Every call's result or exception; a gone engine (or a cancellation) is raised."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and (
+                not isinstance(outcome, Exception) or engine_gone(outcome)):
+            raise outcome
+    return outcomes
+
+
+def _closest(entries: list[dict[str, Any]], score: Any) -> Any:
+    """The feedback of the first entry whose score is closest to `score` (None: no entry)."""
+    if not entries or score is None:
+        return None
+    return min(entries, key=lambda e: abs(e["score"] - score))["feedback"]
 
 
 class JudgeKit:
@@ -80,12 +225,34 @@ class JudgeKit:
         rubric = load_rubric(spec if spec is not None else DEFAULT_RUBRIC, self.rubrics_dir)
         return rubric.name, rubric.model_dump(mode="json")
 
-    def grader(self, engine: Engine, rubric: dict[str, Any]) -> Grader:
-        """A judge for a stored rubric dict."""
-        from evalserve.judge.judge import Judge
+    def sample_seeds(self, k: int) -> list[int]:
+        """The seeds of k samples: apart by `retries + 1`, so no retry reuses a sample's."""
+        base = self.seed or 0
+        return [base + i * (self.retries + 1) for i in range(k)]
+
+    def grader(self, engine: Engine, rubric: dict[str, Any],
+               options: JobOptions | None = None) -> Grader:
+        """A judge for a stored rubric dict, with the jury or samples of `options` (the job's,
+        as `evalserve.jobs.panel.panel_options` resolved them)."""
         from evalserve.judge.rubric import Rubric
 
+        options = options or JobOptions()
         model = Rubric.model_validate(rubric)
-        judge = Judge(engine, model, temperature=self.temperature, max_tokens=self.max_tokens,
-                      retries=self.retries, seed=self.seed)
-        return Grader(judge, model)
+        temperature = self.temperature if options.temperature is None else options.temperature
+        grader = Grader(self._judge(engine, model, temperature, self.seed), model,
+                        aggregate=options.aggregate, min_successful=options.min_successful,
+                        reducer=options.reducer)
+        for spec in options.judges or []:
+            judge = self._judge(engine, Rubric.model_validate(spec["rubric"]), temperature,
+                                self.seed)
+            grader.jurors.append(Juror(spec["name"], spec["model"], spec["rubric_name"], judge))
+        if options.samples > 1:
+            grader.samplers = [self._judge(engine, model, temperature, seed)
+                               for seed in self.sample_seeds(options.samples)]
+        return grader
+
+    def _judge(self, engine: Engine, rubric: Any, temperature: float, seed: int | None) -> Any:
+        from evalserve.judge.judge import Judge
+
+        return Judge(engine, rubric, temperature=temperature, max_tokens=self.max_tokens,
+                     retries=self.retries, seed=seed)

@@ -25,6 +25,7 @@ from evalserve.jobs.export import FORMATS, export_results
 from evalserve.jobs.extensions import FinishHook, ItemHook
 from evalserve.jobs.grading import JudgeKit
 from evalserve.jobs.models import EventType, Job, JobEvent, JobOptions, JobStatus
+from evalserve.jobs.panel import panel_options
 from evalserve.jobs.progress import estimate_seconds
 from evalserve.jobs.runner import JobRunner, RunnerConfig
 from evalserve.jobs.sqlite import SQLiteJobStore
@@ -142,12 +143,23 @@ class JobService:
         track: dict[str, Any] | None = None,
         owner: str | None = None,
         charge: Callable[[int], Awaitable[None]] | None = None,
+        judges: list[dict[str, Any]] | None = None,
+        aggregate: str | None = None,
+        min_successful: int | None = None,
+        samples: int | None = None,
+        reducer: str | None = None,
+        temperature: float | None = None,
     ) -> Submission:
         """Validate everything, then store the job of `owner` and its items in one
         transaction and queue it. Nothing is stored when any item is invalid, when the engine
         failed to load (503), or when `owner` already has `max_queued_jobs` queued (429).
         `charge(n)` (a rate limit, in items) is called once all of that passed, before
-        storing: a refused submission costs nothing."""
+        storing: a refused submission costs nothing.
+
+        `judges`, `aggregate`, `min_successful` (a jury) and `samples`, `reducer`,
+        `temperature` (repeated sampling) are checked and resolved by
+        `evalserve.jobs.panel.panel_options` and stored in the job's options; every item
+        must suit every judge's rubric."""
         await self.runner.check_engine()
         if metrics is not None and not (isinstance(metrics, list)
                                         and all(isinstance(m, str) for m in metrics)):
@@ -159,12 +171,16 @@ class JobService:
         if track is not None and not isinstance(track, dict):
             raise InvalidInputError("track must be an object of tracking options")
         name, rubric_dump = self.kit.load_rubric(rubric)
-        grader = self.kit.grader(self.engine, rubric_dump)
+        options = JobOptions(metrics=list(metrics or []), track=track, **await panel_options(
+            self.kit, self.engine, name, rubric_dump, judges=judges, aggregate=aggregate,
+            min_successful=min_successful, samples=samples, reducer=reducer,
+            temperature=temperature))
+        grader = self.kit.grader(self.engine, rubric_dump, options)
         checked = validate_items(items, grader, max_items=self.max_items,
                                  max_field_chars=self.max_field_chars)
         job = Job(
             id=str(uuid.uuid4()), status=JobStatus.QUEUED, rubric_name=name, rubric=rubric_dump,
-            total=len(checked), options=JobOptions(metrics=list(metrics or []), track=track),
+            total=len(checked), options=options,
             owner=owner, created_at=time.time(),
         )
         # Submissions in progress count as queued, so concurrent ones cannot pass the cap.

@@ -21,7 +21,39 @@ def messages(data: dict[str, Any]) -> list[tuple[tuple, str]]:
 def test_minimal_request_defaults() -> None:
     body = EvaluateRequest.model_validate({"items": [{"id": 1}]})
     assert body.model_dump() == {"items": [{"id": 1}], "rubric": None, "metrics": [],
-                                 "track": None}
+                                 "track": None, "judges": None, "aggregate": None,
+                                 "min_successful": None, "samples": None, "reducer": None,
+                                 "temperature": None}
+
+
+def test_jury_and_sampling_fields_are_read() -> None:
+    body = EvaluateRequest.model_validate({
+        "items": [], "judges": [{"name": "a"}, {"model": "m", "rubric": "judge-1-5"},
+                                {"rubric": {"name": "x"}}],
+        "aggregate": "majority", "min_successful": 2, "samples": 3, "reducer": "mode",
+        "temperature": 0.5})
+    assert [j.model_dump() for j in body.judges or []] == [
+        {"model": None, "rubric": None, "name": "a"},
+        {"model": "m", "rubric": "judge-1-5", "name": None},
+        {"model": None, "rubric": {"name": "x"}, "name": None}]
+    assert (body.aggregate, body.min_successful) == ("majority", 2)
+    assert (body.samples, body.reducer, body.temperature) == (3, "mode", 0.5)
+
+
+@pytest.mark.parametrize(("data", "loc"), [
+    ({"aggregate": "vote"}, ("aggregate",)),
+    ({"reducer": "max"}, ("reducer",)),
+    ({"samples": 0}, ("samples",)),
+    ({"samples": 21}, ("samples",)),
+    ({"temperature": -0.1}, ("temperature",)),
+    ({"temperature": 2.5}, ("temperature",)),
+    ({"min_successful": 0}, ("min_successful",)),
+    ({"judges": []}, ("judges",)),
+    ({"judges": [{"modle": "m"}]}, ("judges", 0, "modle")),
+    ({"judges": [{"name": ""}]}, ("judges", 0, "name")),
+])
+def test_bad_jury_and_sampling_fields_name_the_field(data: dict, loc: tuple) -> None:
+    assert messages({"items": [], **data})[0][0] == loc
 
 
 def test_rubric_by_name_or_inline() -> None:

@@ -65,6 +65,27 @@ async def test_metrics_and_track_are_stored_with_the_job(settings: Settings) -> 
     assert (job.options.metrics, job.options.track) == (["rouge_l"], {"experiment": "x"})
 
 
+async def test_a_jury_and_samples_are_stored_with_the_job(settings: Settings) -> None:
+    engine = GatedEngine(lambda r: answer())
+    async with running_app(settings, engine) as (app, client):
+        jury = await client.post("/evaluate", json={
+            "items": items(1), "aggregate": "majority", "min_successful": 1,
+            "judges": [{"name": "a"}, {"model": "scripted", "rubric": "teacher-eval-ca"}]})
+        sampled = await client.post("/evaluate", json={
+            "items": items(1), "samples": 4, "reducer": "median", "temperature": 0.9})
+        assert (jury.status_code, sampled.status_code) == (200, 200), jury.text + sampled.text
+        jobs = app.state.evalserve.components.jobs
+        jury_job = await jobs.get(jury.json()["job_id"])
+        sampled_job = await jobs.get(sampled.json()["job_id"])
+        engine.gate.set()
+    judges = jury_job.options.judges or []
+    assert [(j["name"], j["model"], j["rubric_name"]) for j in judges] == [
+        ("a", "scripted", "teacher-eval-ca"), ("teacher-eval-ca", "scripted", "teacher-eval-ca")]
+    assert (jury_job.options.aggregate, jury_job.options.min_successful) == ("majority", 1)
+    assert (sampled_job.options.samples, sampled_job.options.reducer,
+            sampled_job.options.temperature) == (4, "median", 0.9)
+
+
 @pytest.mark.parametrize(("body", "status", "fragment"), [
     ({}, 422, "items: Field required"),
     ({"items": "abc"}, 422, "items"),
@@ -72,6 +93,23 @@ async def test_metrics_and_track_are_stored_with_the_job(settings: Settings) -> 
     ({"items": items(1), "colour": "red"}, 422, "colour"),
     ({"items": items(1), "metrics": ["bleu"]}, 422, "bleu"),
     ({"items": items(1), "rubric": "no-such-rubric"}, 404, "no-such-rubric"),
+    ({"items": items(1), "judges": [{"model": "gpt-x"}]}, 422,
+     "judges[0].model 'gpt-x' is not served here; served models: scripted"),
+    ({"items": items(1), "judges": [{"rubric": "judge-1-5"}]}, 422,
+     "judges[0].rubric 'judge-1-5' scores on [1, 2, 3, 4, 5]"),
+    ({"items": items(1), "judges": [{"rubric": "no-such-rubric"}]}, 422,
+     "judges[0].rubric: no rubric named 'no-such-rubric'"),
+    ({"items": items(1), "judges": [{"model": None, "temp": 1}]}, 422, "judges.0.temp"),
+    ({"items": items(1), "judges": [{}], "aggregate": "vote"}, 422, "aggregate"),
+    ({"items": items(1), "judges": [{}], "min_successful": 2}, 422,
+     "min_successful must be an integer from 1 to 1"),
+    ({"items": items(1), "aggregate": "median"}, 422, "aggregate applies to juries"),
+    ({"items": items(1), "samples": 21}, 422, "samples"),
+    ({"items": items(1), "samples": 3, "temperature": 0}, 422,
+     "temperature must be > 0 with samples=3"),
+    ({"items": items(1), "samples": 3, "reducer": "max"}, 422, "reducer"),
+    ({"items": items(1), "judges": [{}], "samples": 2}, 422,
+     "judges and samples > 1 cannot be combined yet"),
 ])
 async def test_a_bad_submission_is_an_envelope_and_stores_nothing(
         settings: Settings, body: dict, status: int, fragment: str) -> None:

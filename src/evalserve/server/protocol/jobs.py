@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,8 +11,23 @@ from evalserve.jobs.models import Job
 from evalserve.jobs.service import Submission
 from evalserve.tracking.jobs import track_option
 
-__all__ = ["EvaluateRequest", "EvaluateResponse", "JobCounts", "JobTimings", "JobView",
+__all__ = ["EvaluateRequest", "JudgeSpec", "EvaluateResponse", "JobCounts", "JobTimings", "JobView",
            "JobList", "JobAgreement"]
+
+
+class JudgeSpec(BaseModel):
+    """One judge of a jury."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        None, description="The judge's model: a model this server serves (`GET /v1/models`); "
+                          "null for the served one")
+    rubric: str | dict[str, Any] | None = Field(
+        None, description="A rubric name or an inline rubric on the job rubric's score scale; "
+                          "null for the job's rubric")
+    name: str | None = Field(None, min_length=1, max_length=64,
+                             description="The judge's name in results (default its rubric's)")
 
 
 class EvaluateRequest(BaseModel):
@@ -29,6 +44,22 @@ class EvaluateRequest(BaseModel):
                                description="Metrics to compute per item (stored with the job)")
     track: dict[str, Any] | None = Field(
         None, description="Experiment-tracking options (stored with the job)")
+    judges: list[JudgeSpec] | None = Field(
+        None, min_length=1, max_length=10,
+        description="A jury: every judge grades every item; the item's score is their "
+                    "`aggregate` (not combined with `samples` > 1)")
+    aggregate: Literal["mean", "median", "majority"] | None = Field(
+        None, description="How the judges' scores become one (with `judges`; default mean)")
+    min_successful: int | None = Field(
+        None, ge=1, description="Judges that must score an item (with `judges`; default all)")
+    samples: int | None = Field(
+        None, ge=1, le=20, description="Grade each item this many times (default 1)")
+    reducer: Literal["mean", "median", "mode"] | None = Field(
+        None, description="How the samples become one score (with `samples` >= 2; default "
+                          "mean)")
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="The judge's temperature; > 0 with `samples` >= 2 "
+                                      "(default 0.7 then)")
 
     @field_validator("track")
     @classmethod

@@ -23,10 +23,14 @@ async def evaluate(body: EvaluateRequest, jobs: JobsDep, request: Request,
                    caller: CallerDep) -> EvaluateResponse:
     """Validate and store the items, queue the job (owned by the caller's key), answer at once
     with its stream URL. 429 when the caller already has `MAX_QUEUED_JOBS_PER_CALLER` queued
-    jobs, 503 while the model failed to load or the job store cannot write."""
+    jobs, 503 while the model failed to load or the job store cannot write. `judges` make a
+    jury, `samples` grade each item several times (`evalserve.jobs.panel`)."""
+    judges = None if body.judges is None else [j.model_dump() for j in body.judges]
     submission = await jobs.submit(
         body.items, body.rubric, metrics=body.metrics, track=body.track, owner=caller.key_id,
-        charge=functools.partial(charge_items, request))  # ITEM_RATE_LIMIT, once valid
+        charge=functools.partial(charge_items, request),  # ITEM_RATE_LIMIT, once valid
+        judges=judges, aggregate=body.aggregate, min_successful=body.min_successful,
+        samples=body.samples, reducer=body.reducer, temperature=body.temperature)
     return EvaluateResponse.of(submission)
 
 
