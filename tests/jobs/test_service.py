@@ -205,17 +205,10 @@ async def test_nothing_is_stored_when_the_jury_or_samples_are_invalid(
     assert eng.requests == []
 
 
-# TODO(issue 14, integrator): remove once jobs/runner.py builds the grader with the job's
-# options: `self.kit.grader(self.engine, job.rubric, job.options)` (runner.py is not ours).
-NEEDS_RUNNER_OPTIONS = pytest.mark.xfail(
-    strict=True, reason="the runner does not pass job.options to JudgeKit.grader yet")
-
-
 def _by_seed(request: GenerationRequest) -> str:
     return answer(2 + (request.seed or 0) % 4)
 
 
-@NEEDS_RUNNER_OPTIONS
 async def test_a_jury_job_resumed_after_a_restart_grades_with_its_jury(tmp_path: Path) -> None:
     """The options are stored with the job: a service that did not see the submission grades
     the queued job with its jury (the runner builds the grader from `job.options`)."""
@@ -232,7 +225,6 @@ async def test_a_jury_job_resumed_after_a_restart_grades_with_its_jury(tmp_path:
     assert [j["judge"] for j in rows[0]["judges"]] == ["first", "second"]
 
 
-@NEEDS_RUNNER_OPTIONS
 async def test_a_sampled_job_records_its_samples(tmp_path: Path) -> None:
     eng = engine(script=_by_seed)
     async with running_service(tmp_path, eng) as service:

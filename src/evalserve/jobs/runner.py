@@ -261,7 +261,7 @@ class JobRunner:
             self._busy_since, self._busy_items = self.clock(), 0
         try:
             assert self.engine is not None and self.slots is not None
-            grader = self.kit.grader(self.engine, job.rubric)
+            grader = self.kit.grader(self.engine, job.rubric, job.options)
             if not await self._mark_running(job):
                 return
             tracker = ProgressTracker(job.total, job.completed, job.started_at,
