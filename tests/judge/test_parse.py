@@ -7,7 +7,9 @@ import pytest
 from evalserve.judge.parse import (
     VerdictError,
     clip_feedback,
+    parse_json_label,
     parse_json_verdict,
+    parse_text_label,
     parse_text_verdict,
     partial_json_string,
 )
@@ -113,3 +115,45 @@ def test_clip_feedback_respects_limit_at_word_boundary() -> None:
     clipped = clip_feedback(text, 50)
     assert len(clipped) <= 50 and clipped.endswith("…") and "wor…" not in clipped
     assert clip_feedback("  a \n b  ", 50) == "a b"
+
+
+LABELS = ("A", "B", "tie")
+
+
+@pytest.mark.parametrize(("text", "label", "feedback"), [
+    ("Response A is more complete. [RESULT] A", "A", "Response A is more complete."),
+    ("Feedback: B cites the source. [RESULT] B", "B", "B cites the source."),
+    ("[RESULT] A first, then on reflection [RESULT] (B)", "B", "[RESULT] A first, then on "
+                                                              "reflection"),
+    ("Both are right. [[tie]]", "tie", "Both are right."),
+    ("Verdict: Response B\nIt is shorter.", "B", "It is shorter."),
+    ("TIE", "tie", ""),
+])
+def test_pairwise_verdicts_in_free_text(text: str, label: str, feedback: str) -> None:
+    verdict = parse_text_label(text, labels=LABELS, max_chars=200)
+    assert (verdict.score, verdict.feedback) == (label, feedback)
+    assert text[verdict.score_offset:].lower().startswith(label.lower())
+
+
+@pytest.mark.parametrize("text", ["Verdict: a tie is fair", "[RESULT] C", "[RESULT] 4",
+                                  "no idea", "A or B"])
+def test_text_without_a_pairwise_verdict_is_an_error(text: str) -> None:
+    with pytest.raises(VerdictError):
+        parse_text_label(text, labels=LABELS, max_chars=200)
+
+
+def test_prometheus_relative_allows_no_tie() -> None:
+    with pytest.raises(VerdictError):
+        parse_text_label("Equal. [RESULT] tie", labels=("A", "B"), max_chars=200)
+
+
+def test_json_pairwise_verdict() -> None:
+    text = '{"feedback": "B is right.", "verdict": "B"}'
+    verdict = parse_json_label(text, key="verdict", feedback_field="feedback", labels=LABELS,
+                               max_chars=200)
+    assert (verdict.score, verdict.feedback, text[verdict.score_offset]) == ("B", "B is right.",
+                                                                             "B")
+    for bad in ('{"verdict": "C"}', '{"verdict": 1}', '{"feedback": "x"}', "B"):
+        with pytest.raises(VerdictError):
+            parse_json_label(bad, key="verdict", feedback_field="feedback", labels=LABELS,
+                             max_chars=200)

@@ -7,7 +7,12 @@ import math
 import pytest
 
 from evalserve.engines.base import TokenLogprob
-from evalserve.judge.scoring import find_score_token, scale_is_prefix_free, score_distribution
+from evalserve.judge.scoring import (
+    find_score_token,
+    label_distribution,
+    scale_is_prefix_free,
+    score_distribution,
+)
 
 SCALE = [1, 2, 3, 4, 5]
 
@@ -68,3 +73,17 @@ def test_realigns_when_token_texts_differ_from_text() -> None:
     text = 'é "score": 3'
     dist = score_distribution(_tokens(pieces, 3, top), text.index("3"), SCALE, text=text)
     assert dist is not None and dist.expected == pytest.approx(2.5)
+
+
+def test_label_distribution_reads_verdict_labels_and_their_first_tokens() -> None:
+    """`tie` may be split (`t` + `ie`): a token that starts exactly one label counts for it."""
+    before = '{"verdict": "'
+    top = [("A", math.log(0.5)), ("B", math.log(0.3)), ("t", math.log(0.15)),
+           ("x", math.log(0.05))]
+    logprobs = [TokenLogprob(before, -0.01), TokenLogprob("A", math.log(0.5), top),
+                TokenLogprob('"}', -0.01)]
+    dist = label_distribution(logprobs, len(before), ("A", "B", "tie"), text=before + 'A"}')
+    assert dist == pytest.approx({"A": 0.5 / 0.95, "B": 0.3 / 0.95, "tie": 0.15 / 0.95},
+                                 abs=1e-6)
+    assert label_distribution(None, 3, ("A", "B")) is None
+    assert label_distribution(logprobs, None, ("A", "B")) is None
