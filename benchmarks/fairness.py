@@ -35,8 +35,8 @@ from evalserve.engines.base import (  # noqa: E402
     GenerationRequest,
     GenerationResult,
 )
+from evalserve.jobs.config import RunnerConfig  # noqa: E402
 from evalserve.jobs.grading import JudgeKit  # noqa: E402
-from evalserve.jobs.runner import RunnerConfig  # noqa: E402
 from evalserve.jobs.service import JobService  # noqa: E402
 from evalserve.jobs.sqlite import SQLiteJobStore  # noqa: E402
 

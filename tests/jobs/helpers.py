@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from evalserve.engines.base import Engine
+from evalserve.jobs.config import RunnerConfig
 from evalserve.jobs.grading import JudgeKit
 from evalserve.jobs.models import Job, JobEvent
-from evalserve.jobs.runner import RunnerConfig
 from evalserve.jobs.service import JobService
 from evalserve.jobs.sqlite import SQLiteJobStore
 from tests.fakes import ScriptedEngine

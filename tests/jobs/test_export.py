@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,14 +13,6 @@ from evalserve.jobs import export
 from evalserve.jobs.export import FORMATS, MEDIA_TYPES, export_results, iter_records
 from evalserve.jobs.models import Job, JobStatus, ResultRow
 from evalserve.jobs.sqlite import SQLiteJobStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteJobStore]:
-    s = SQLiteJobStore(tmp_path / "jobs.db")
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def _job(store: SQLiteJobStore, records: dict[int, dict], total: int | None = None,

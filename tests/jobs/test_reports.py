@@ -4,9 +4,6 @@ and the 404 naming the rubric's human grade field."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from evalserve.errors import NotFoundError
@@ -18,14 +15,6 @@ from evalserve.judge.report import agreement_report, job_report
 
 RUBRIC = {"name": "r", "scale": [1, 2, 3, 4, 5], "score_field": "score", "id_field": None,
           "feedback_field": "feedback"}
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteJobStore]:
-    s = SQLiteJobStore(tmp_path / "jobs.db")
-    await s.open()
-    yield s
-    await s.close()
 
 
 def _record(i: int, score: int, human: float | None) -> dict:

@@ -15,9 +15,9 @@ import pytest
 
 from evalserve.engines.base import GenerationRequest, GenerationResult
 from evalserve.errors import StorageFullError, error_body
+from evalserve.jobs.config import RunnerConfig
 from evalserve.jobs.grading import JudgeKit
-from evalserve.jobs.models import JobEvent, JobStatus
-from evalserve.jobs.runner import RunnerConfig
+from evalserve.jobs.models import Job, JobEvent, JobStatus
 from evalserve.jobs.service import JobService
 from tests.fakes import ScriptedEngine
 from tests.jobs.disk import DiskStore
@@ -106,13 +106,7 @@ async def test_a_disk_full_midway_pauses_the_job_which_completes_once_space_is_b
     batch, and submissions answered 500: now submissions get a 503 saying the store cannot
     write, the job pauses, and once space is back it completes with every result stored and
     announced once."""
-    store = service.store
-    assert isinstance(store, DiskStore)
-    engine = service.engine
-    assert isinstance(engine, MidwayEngine)
-    job = (await service.submit(_items(TOTAL))).job
-    follower = asyncio.create_task(_follow(service, job.id))
-    await wait_until(lambda: _completed(service, job.id, MIDWAY), what=f"{MIDWAY} stored")
+    store, engine, job, follower = await _midway(service)
     await store.fill_disk()
     engine.gate.set()
     await wait_until(lambda: _refused_or_ended(service, job.id, 4),
@@ -136,18 +130,23 @@ async def test_a_group_commit_failing_once_loses_and_repeats_nothing(
         service: JobService) -> None:
     """A group commit that raised failed the whole job, and the runner's final batch
     announced the rows it never stored; now it is retried and the job completes."""
-    store = service.store
-    assert isinstance(store, DiskStore)
-    engine = service.engine
-    assert isinstance(engine, MidwayEngine)
-    job = (await service.submit(_items(TOTAL))).job
-    follower = asyncio.create_task(_follow(service, job.id))
-    await wait_until(lambda: _completed(service, job.id, MIDWAY), what=f"{MIDWAY} stored")
+    store, engine, job, follower = await _midway(service)
     store.fail_commits = 1
     engine.gate.set()
     events = await asyncio.wait_for(follower, 30)
     assert store.injected == 1
     await _check_all_announced_once(service, job.id, events)
+
+
+async def _midway(service: JobService) -> tuple[DiskStore, MidwayEngine, Job,
+                                                asyncio.Task[list[JobEvent]]]:
+    """Submit a `TOTAL`-item job, follow its stream, and wait until `MIDWAY` are stored."""
+    store, engine = service.store, service.engine
+    assert isinstance(store, DiskStore) and isinstance(engine, MidwayEngine)
+    job = (await service.submit(_items(TOTAL))).job
+    follower = asyncio.create_task(_follow(service, job.id))
+    await wait_until(lambda: _completed(service, job.id, MIDWAY), what=f"{MIDWAY} stored")
+    return store, engine, job, follower
 
 
 async def _completed(service: JobService, job_id: str, n: int) -> bool:

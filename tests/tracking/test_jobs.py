@@ -168,3 +168,22 @@ async def test_a_failed_tracking_event_shows_no_credentials(tmp_path: Path, rubr
     assert event["data"]["status"] == "failed"
     assert f"MLflow tracking server http://***@127.0.0.1:{port}/ is unreachable" in message
     assert "hunter2" not in message and "abc" not in message
+
+
+async def test_the_hook_logs_the_report_the_finisher_computed(
+        tmp_path: Path, rubric, records, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report is computed once per job: the finisher's (on `job.report`) is what the run
+    logs, not a second bootstrap over the same records."""
+    import evalserve.judge.report as report_module
+
+    def no_second_report(*args: object, **kwargs: object) -> dict:
+        raise AssertionError("the report was computed again")
+
+    monkeypatch.setattr(report_module, "job_report", no_second_report)
+    job = _job(rubric, {"experiment": "jobs"})
+    job.report = {"samples": {"k": 3, "mean_spread": 0.25}}
+    [event] = await _run_hook(tmp_path, None, job, records, temperature=0.0, max_tokens=64)
+    from mlflow import MlflowClient
+
+    run = MlflowClient(event["data"]["tracking_uri"]).get_run(event["data"]["run_id"])
+    assert run.data.metrics["samples/mean_spread"] == 0.25

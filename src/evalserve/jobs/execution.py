@@ -46,12 +46,11 @@ class Execution:
             if task is not current:
                 task.cancel()
 
-    async def until(self, awaitable: Awaitable[Any]) -> bool:
-        """Await `awaitable` unless the job stops first (then it is cancelled): True when it
-        finished."""
+    async def _race(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Await `awaitable` unless the job stops first (then it is cancelled); its future."""
         work = asyncio.ensure_future(awaitable)
         if work.done():
-            return True
+            return work
         stopping = asyncio.ensure_future(self.stopping.wait())
         try:
             await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -61,30 +60,24 @@ class Execution:
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
-        return work.done() and not work.cancelled() and not self.stopping.is_set()
+        return work
+
+    async def until(self, awaitable: Awaitable[Any]) -> bool:
+        """Await `awaitable` unless the job stops first (then it is cancelled): True when it
+        finished."""
+        work = await self._race(awaitable)
+        return not work.cancelled() and not self.stopping.is_set()
 
     async def wait_room(self) -> bool:
         """Wait until the job may start another item task; False when it stops first."""
         assert self.room is not None
-        if not self.room.locked():
-            await self.room.acquire()
-            return True
-        acquire = asyncio.ensure_future(self.room.acquire())
-        stopping = asyncio.ensure_future(self.stopping.wait())
-        try:
-            await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not acquire.done():
-                acquire.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await acquire
-        if acquire.done() and not acquire.cancelled():
-            if self.stopping.is_set():
-                self.room.release()
-                return False
-            return True
-        return False
+        acquired = await self._race(self.room.acquire())
+        if acquired.cancelled():
+            return False
+        if self.stopping.is_set():
+            self.room.release()
+            return False
+        return True
 
     async def grade(self, grader: Grader, pending: PendingItem, slots: FairSlots,
                     retry: RetryPolicy) -> tuple[str, float | None, dict[str, Any]]:

@@ -65,7 +65,7 @@ class JobFinisher:
             log.exception("announcing job %s's last batch failed; it goes with the end",
                           ex.job.id)
         records = await self._records(ex.job.id)
-        report = await compute_report(ex.job, records)
+        report = ex.job.report = await compute_report(ex.job, records)
         hook_events = await finish_events(self.finish_hooks, ex.job, records) \
             if self.finish_hooks else []
         await self.finish(ex, JobStatus.COMPLETED, extra_events=hook_events, report=report)

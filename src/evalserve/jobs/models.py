@@ -103,6 +103,9 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     error: dict[str, Any] | None = None
+    report: dict[str, Any] | None = None
+    """The job's report once computed at completion (`jobs/reports.py`); the finish hooks
+    read it rather than computing it again. Stored apart (`JobStore.get_report`)."""
 
     @property
     def mean_score(self) -> float | None:

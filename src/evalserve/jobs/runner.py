@@ -33,12 +33,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from evalserve.engines.base import Engine
 from evalserve.errors import ConflictError, EngineUnavailableError, StorageFullError
 from evalserve.jobs.admission import admit
+from evalserve.jobs.config import RunnerConfig
 from evalserve.jobs.events import EventBus
 from evalserve.jobs.execution import Execution
 from evalserve.jobs.extensions import FinishHook, ItemHook, apply_item_hooks
@@ -52,7 +52,7 @@ from evalserve.jobs.store import JobStore, PendingItem, StatusChange
 from evalserve.jobs.writer import JobBatches, ResultWriter
 from evalserve.redact import redact_text
 
-__all__ = ["JobRunner", "RunnerConfig"]
+__all__ = ["JobRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -64,34 +64,6 @@ _MAX_BACKOFF_STEP = 6
 
 #: How often a cancel waiting for the job to end checks whether the store can write.
 _CANCEL_CHECK_SECONDS = 1.0
-
-
-@dataclass
-class RunnerConfig:
-    """The settings the runner reads (see `Settings` for their meaning)."""
-
-    batch_size: int = 10
-    max_concurrent_jobs: int = 5
-    time_estimation_per_item: float = 2.0
-    job_ttl_seconds: float = 3600
-    cleanup_interval_seconds: float = 300
-    max_job_attempts: int = 3
-    item_retries: int = 3
-    item_retry_backoff_seconds: float = 0.5
-    store_retries: int = 3
-    """Retries of a runner's store read or final commit (not a setting)."""
-    store_retry_backoff_seconds: float = 0.5
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> RunnerConfig:
-        return cls(batch_size=settings.batch_size,
-                   max_concurrent_jobs=settings.max_concurrent_jobs,
-                   time_estimation_per_item=settings.time_estimation_per_item,
-                   job_ttl_seconds=settings.job_ttl_seconds,
-                   cleanup_interval_seconds=settings.cleanup_interval_seconds,
-                   max_job_attempts=settings.max_job_attempts,
-                   item_retries=settings.item_retries,
-                   item_retry_backoff_seconds=settings.item_retry_backoff_seconds)
 
 
 class JobRunner:

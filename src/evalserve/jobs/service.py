@@ -20,6 +20,7 @@ from typing import Any
 
 from evalserve.engines.base import Engine
 from evalserve.errors import InvalidInputError, NotFoundError, RateLimitError
+from evalserve.jobs.config import RunnerConfig
 from evalserve.jobs.events import EventBus, follow_events
 from evalserve.jobs.export import FORMATS, export_results
 from evalserve.jobs.extensions import FinishHook, ItemHook
@@ -27,12 +28,12 @@ from evalserve.jobs.grading import JudgeKit
 from evalserve.jobs.models import EventType, Job, JobEvent, JobOptions, JobStatus
 from evalserve.jobs.panel import panel_options
 from evalserve.jobs.progress import estimate_seconds
-from evalserve.jobs.runner import JobRunner, RunnerConfig
+from evalserve.jobs.runner import JobRunner
 from evalserve.jobs.sqlite import SQLiteJobStore
-from evalserve.jobs.store import JobStore
+from evalserve.jobs.store import JobStore, job_not_found
 from evalserve.jobs.validation import validate_items
 
-__all__ = ["JobService", "Submission", "database_path", "not_found"]
+__all__ = ["JobService", "Submission", "database_path"]
 
 DB_NAME = "evalserve.db"
 
@@ -40,12 +41,6 @@ DB_NAME = "evalserve.db"
 def database_path(data_dir: Path) -> Path:
     """Where the job database lives under `DATA_DIR`."""
     return Path(data_dir) / DB_NAME
-
-
-def not_found(job_id: str) -> NotFoundError:
-    """The 404 of a job that does not exist, or that the caller may not see (the same)."""
-    return NotFoundError(f"no job {job_id!r}: it never existed or it expired "
-                         "(finished jobs are kept JOB_TTL_SECONDS)")
 
 
 def superseded(event: JobEvent) -> bool:
@@ -213,9 +208,9 @@ class JobService:
         try:
             job = await self.store.get_job(job_id)
         except NotFoundError:
-            raise not_found(job_id) from None
+            raise job_not_found(job_id) from None
         if visible_to is not None and job.owner != visible_to:
-            raise not_found(job_id)
+            raise job_not_found(job_id)
         return job
 
     async def list(self, status: JobStatus | None = None, limit: int = 50, *,

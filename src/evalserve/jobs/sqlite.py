@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from evalserve.errors import ConflictError, NotFoundError, StorageFullError
+from evalserve.errors import ConflictError, StorageFullError
 from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
 from evalserve.jobs.schema import (
     JOB_COLUMNS,
@@ -34,7 +34,7 @@ from evalserve.jobs.schema import (
     job_from_row,
     migrate,
 )
-from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
+from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange, job_not_found
 
 __all__ = ["SQLiteJobStore"]
 
@@ -197,8 +197,7 @@ class SQLiteJobStore(JobStore):
 
         row = await self._read(get)
         if row is None:
-            raise NotFoundError(f"no job {job_id!r}: it never existed or it expired "
-                                "(finished jobs are kept JOB_TTL_SECONDS)")
+            raise job_not_found(job_id)
         return job_from_row(row)
 
     async def list_jobs(self, status: JobStatus | None = None, limit: int = 50, *,
@@ -259,8 +258,7 @@ class SQLiteJobStore(JobStore):
         def retry(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
-                raise NotFoundError(f"no job {job_id!r}: it never existed or it expired "
-                                    "(finished jobs are kept JOB_TTL_SECONDS)")
+                raise job_not_found(job_id)
             if not JobStatus(row["status"]).finished:
                 raise ConflictError(f"job {job_id} is {row['status']}; only a finished job's "
                                     "items can be retried")
@@ -365,8 +363,7 @@ class SQLiteJobStore(JobStore):
         row = await self._read(lambda conn: conn.execute(
             "SELECT report FROM jobs WHERE id = ?", (job_id,)).fetchone())
         if row is None:
-            raise NotFoundError(f"no job {job_id!r}: it never existed or it expired "
-                                "(finished jobs are kept JOB_TTL_SECONDS)")
+            raise job_not_found(job_id)
         return json.loads(row["report"]) if row["report"] else None
 
     async def events_after(self, job_id: str, after_id: int, limit: int = 500) -> list[JobEvent]:

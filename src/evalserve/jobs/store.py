@@ -20,9 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalserve.errors import NotFoundError
 from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
 
-__all__ = ["JobStore", "NewEvent", "StatusChange", "PendingItem"]
+__all__ = ["JobStore", "NewEvent", "StatusChange", "PendingItem", "job_not_found"]
+
+
+def job_not_found(job_id: str) -> NotFoundError:
+    """The 404 of a job that does not exist (the service answers the same for a job the
+    caller may not see, so ids are not probeable)."""
+    return NotFoundError(f"no job {job_id!r}: it never existed or it expired "
+                         "(finished jobs are kept JOB_TTL_SECONDS)")
 
 
 @dataclass

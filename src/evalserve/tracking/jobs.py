@@ -162,5 +162,6 @@ class TrackedJobLogger:
             tracking_uri=resolve_tracking_uri(self.settings),
             tags={**(track.get("tags") or {}), "source": "job", "job_id": job.id},
             options=job.options.to_dict(),
+            report=job.report,  # computed once by the finisher, not again here
         )
         return run.as_event()

@@ -20,6 +20,7 @@ from evalserve.engines.base import GenerationRequest, OutputConstraint
 from evalserve.engines.transformers.engine import TransformersEngine
 from evalserve.errors import InvalidInputError
 from evalserve.settings import Settings
+from tests.engines.transformers.tiny import BrokenMatcher
 from tests.server.openai_app import running_app
 from tests.waiting import wait_until
 
@@ -186,24 +187,6 @@ async def test_a_megabyte_prompt_is_tokenised_off_the_event_loop(
     assert max(gaps) < 0.1, f"the event loop was blocked for {max(gaps) * 1000:.0f} ms"
 
 
-class BrokenMatcher:
-    """A grammar matcher that fails from its third step (what a corrupt grammar does)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def is_terminated(self) -> bool:
-        return False
-
-    def accept_token(self, token: int) -> bool:
-        return True
-
-    def fill_next_token_bitmask(self, bitmask: Any, row: int) -> None:
-        self.calls += 1
-        if self.calls >= 3:
-            raise RuntimeError("matcher state corrupt")
-
-
 @pytest.fixture
 async def served(settings: Settings) -> AsyncIterator[tuple[TransformersEngine, Any]]:
     """A real app on its own engine (the lifespan starts and closes it) and a client."""
@@ -221,7 +204,7 @@ async def test_an_engine_error_is_a_5xx_for_that_request_only(served: Any) -> No
             "temperature": 0}
     alone = (await engine.generate(GenerationRequest(prompt=body["prompt"], max_tokens=48,
                                                      temperature=0))).outputs[0]
-    engine._grammars.matcher = lambda constraint: BrokenMatcher()
+    engine._grammars.matcher = lambda constraint: BrokenMatcher(fail_at=3)
     other = asyncio.create_task(client.post("/v1/completions", json=body))
     await wait_until(lambda: engine.running >= 1, what="the other request to decode")
     failed = await client.post("/v1/completions", json={

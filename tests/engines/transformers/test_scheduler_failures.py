@@ -14,6 +14,7 @@ from evalserve.engines.transformers.sequence import Sequence
 from evalserve.errors import EngineError, InvalidInputError
 from tests.engines.transformers.tiny import (
     VOCAB,
+    BrokenMatcher,
     Collector,
     Recorder,
     decode,
@@ -33,25 +34,6 @@ class PassGrammars:
 
     def apply_bitmask(self, logits: Any, bitmask: Any, indices: list[int]) -> None:
         pass
-
-
-class BrokenMatcher:
-    """A grammar matcher whose `fill_next_token_bitmask` raises from its `fail_at`-th call."""
-
-    def __init__(self, fail_at: int) -> None:
-        self.fail_at = fail_at
-        self.calls = 0
-
-    def is_terminated(self) -> bool:
-        return False
-
-    def accept_token(self, token: int) -> bool:
-        return True
-
-    def fill_next_token_bitmask(self, bitmask: Any, row: int) -> None:
-        self.calls += 1
-        if self.calls >= self.fail_at:
-            raise RuntimeError("matcher state corrupt")
 
 
 def failing_decoder(after: int) -> Any:

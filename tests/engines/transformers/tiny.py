@@ -134,3 +134,22 @@ def scheduler(model: Any, **options: Any) -> Iterator[DecodeScheduler]:
 def prompt(length: int, seed: int) -> list[int]:
     rng = random.Random(seed)
     return [rng.randrange(1, VOCAB) for _ in range(length)]
+
+
+class BrokenMatcher:
+    """A grammar matcher whose `fill_next_token_bitmask` raises from its `fail_at`-th call."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def is_terminated(self) -> bool:
+        return False
+
+    def accept_token(self, token: int) -> bool:
+        return True
+
+    def fill_next_token_bitmask(self, bitmask: Any, row: int) -> None:
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise RuntimeError("matcher state corrupt")

@@ -1,0 +1,36 @@
+"""`RunnerConfig`: the settings the job runner reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RunnerConfig"]
+
+
+@dataclass
+class RunnerConfig:
+    """The settings the runner reads (see `Settings` for their meaning)."""
+
+    batch_size: int = 10
+    max_concurrent_jobs: int = 5
+    time_estimation_per_item: float = 2.0
+    job_ttl_seconds: float = 3600
+    cleanup_interval_seconds: float = 300
+    max_job_attempts: int = 3
+    item_retries: int = 3
+    item_retry_backoff_seconds: float = 0.5
+    store_retries: int = 3
+    """Retries of a runner's store read or final commit (not a setting)."""
+    store_retry_backoff_seconds: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RunnerConfig:
+        return cls(batch_size=settings.batch_size,
+                   max_concurrent_jobs=settings.max_concurrent_jobs,
+                   time_estimation_per_item=settings.time_estimation_per_item,
+                   job_ttl_seconds=settings.job_ttl_seconds,
+                   cleanup_interval_seconds=settings.cleanup_interval_seconds,
+                   max_job_attempts=settings.max_job_attempts,
+                   item_retries=settings.item_retries,
+                   item_retry_backoff_seconds=settings.item_retry_backoff_seconds)
