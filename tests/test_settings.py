@@ -157,3 +157,14 @@ def test_alignscore_checkpoint_without_its_roberta_directory_stops_start_up(
         load_settings()
     monkeypatch.setenv("ALIGNSCORE_ROBERTA_DIR", "/models/roberta-base")
     assert load_settings().alignscore_roberta_dir == Path("/models/roberta-base")
+
+
+def test_a_default_budget_over_the_per_request_limit_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_TOKENS_PER_REQUEST", "64")
+    monkeypatch.setenv("MAX_NEW_TOKENS", "65")
+    with pytest.raises(ConfigurationError, match="MAX_NEW_TOKENS=65 is over MAX_TOKENS_PER_REQUEST"):
+        load_settings()
+    monkeypatch.setenv("MAX_NEW_TOKENS", "64")
+    assert load_settings().max_tokens_per_request == 64

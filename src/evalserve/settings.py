@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     """Most bytes of response bodies the in-process cache holds."""
     metrics_host: str | None = None
     """Address the `METRICS_PORT` server binds (e.g. `127.0.0.1`); unset: `HOST`."""
+    max_tokens_per_request: int = Field(0, ge=0)
+    """Most tokens one request may ask to generate (`max_tokens`, `max_completion_tokens`,
+    `max_new_tokens`); a larger ask answers 422. 0: up to the model's context."""
 
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
@@ -209,6 +212,10 @@ class Settings(BaseSettings):
             self.engine = "openai"
         if self.api_port is not None and "port" not in self.model_fields_set:
             self.port = self.api_port
+        if 0 < self.max_tokens_per_request < self.max_new_tokens:
+            raise ValueError(
+                f"MAX_NEW_TOKENS={self.max_new_tokens} is over MAX_TOKENS_PER_REQUEST="
+                f"{self.max_tokens_per_request}: the default budget must fit the limit")
         if self.alignscore_ckpt and not self.alignscore_roberta_dir:
             raise ValueError(
                 "ALIGNSCORE_CKPT needs ALIGNSCORE_ROBERTA_DIR: a local roberta-base (or "

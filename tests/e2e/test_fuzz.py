@@ -248,7 +248,9 @@ def test_fuzz_while_a_job_runs(server_factory) -> None:
     """Issue 11: one caller's odd parameters (`"stop": ""`, `temperature: 1e-40`,
     `repetition_penalty: 1e-300`, `seed: 2**64`, ...) answered 500 and failed another caller's
     running job. Fuzz every generation route for a minute while a 30-item job runs."""
-    server = server_factory({"MAX_NEW_TOKENS": "48"})
+    # a shared service bounds each request's generation: unbounded, `/generate` with a raw
+    # prompt and `max_tokens: 576458672` ran to the context's end (minutes with a job running)
+    server = server_factory({"MAX_NEW_TOKENS": "48", "MAX_TOKENS_PER_REQUEST": "64"})
     items = seed_items(JOB_ITEMS, prefix="FUZZ")
     answer = httpx.post(f"{server.url}/evaluate", json={"items": items}, timeout=30)
     assert answer.status_code == 200, answer.text

@@ -33,7 +33,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(server_factory,
                                                                  tmp_path: Path) -> None:
     """Issue 11: schemathesis found `POST /generate` with `temperature: 8.4e-197` answering 500
     (6,732 cases, 4 minutes). Its checks must pass on every route within the time budget."""
-    server = server_factory({"MAX_NEW_TOKENS": "8"})
+    # bounded like a shared service (`MAX_TOKENS_PER_REQUEST`): a generated `max_tokens` in the
+    # thousands otherwise runs past the 30 s request timeout on two cores
+    server = server_factory({"MAX_NEW_TOKENS": "8", "MAX_TOKENS_PER_REQUEST": "16"})
     report = tmp_path / "schemathesis.json"
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

@@ -1,7 +1,8 @@
 """What a request may cost: the per-request caps, and the rate-limit charges of the routes.
 
 Caps answer 413 naming the limit and its setting (`MAX_PROMPTS_PER_REQUEST`,
-`MAX_SEQUENCES_PER_REQUEST`, `MAX_TEXTS_PER_REQUEST`). Charges go to the app's
+`MAX_SEQUENCES_PER_REQUEST`, `MAX_TEXTS_PER_REQUEST`); a token budget over
+`MAX_TOKENS_PER_REQUEST` answers 422. Charges go to the app's
 `RateLimiter` (`server/ratelimit.py`) under `Caller.identity`: prompts per model on `/v1`,
 prompts on `/predict` and `/generate` (`PREDICT_RATE_LIMIT`), items on `/evaluate`, texts on
 the metrics routes. Refusals are
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
-from evalserve.errors import PayloadTooLargeError, RateLimitError
+from evalserve.errors import InvalidInputError, PayloadTooLargeError, RateLimitError
 from evalserve.server.auth import caller_of
 
 if TYPE_CHECKING:
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 
     from evalserve.server.auth import Caller
     from evalserve.server.state import AppState
+    from evalserve.settings import Settings
 
-__all__ = ["check_count", "charge_prompts", "charge_predict", "charge_items", "charge_texts"]
+__all__ = ["check_count", "check_max_tokens", "charge_prompts", "charge_predict", "charge_items", "charge_texts"]
 
 
 def check_count(count: int, limit: int, what: str, setting: str) -> None:
@@ -32,6 +34,15 @@ def check_count(count: int, limit: int, what: str, setting: str) -> None:
         raise PayloadTooLargeError(
             f"{count} {what} in one request; the limit is {limit} ({setting}): split the "
             "request into several")
+
+
+def check_max_tokens(settings: Settings, requested: int | None, field: str) -> None:
+    """A 422 when a request asks to generate more than `MAX_TOKENS_PER_REQUEST` tokens."""
+    limit = settings.max_tokens_per_request
+    if requested is not None and 0 < limit < requested:
+        raise InvalidInputError(
+            f"{field} is {requested}; this server generates at most {limit} tokens per "
+            "request (MAX_TOKENS_PER_REQUEST): ask for fewer")
 
 
 async def charge_prompts(state: AppState, caller: Caller, model: str, cost: int) -> None:

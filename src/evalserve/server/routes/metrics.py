@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from evalserve.engines.base import GenerationRequest
 from evalserve.generation.summary import summarize
 from evalserve.metrics.service import MetricsService
-from evalserve.server.costs import charge_predict, charge_texts
+from evalserve.server.costs import charge_predict, charge_texts, check_max_tokens
 from evalserve.server.deps import CallerDep, StateDep
 from evalserve.server.protocol.metrics import (
     PRF,
@@ -144,6 +144,8 @@ async def generate(
 ) -> GenerateResponse | PromptGenerateResponse:
     """Seed 002: a plain-language summary of `text`. With `prompt` instead (vLLM's legacy
     `/generate`, seed 004): the prompt completed as raw text, `{"text": [prompt + output]}`."""
+    check_max_tokens(state.settings, body.max_tokens, "max_tokens")
+    check_max_tokens(state.settings, body.max_new_tokens, "max_new_tokens")
     engine = await state.wait_engine()
     await charge_predict(state, caller, 1)
     if body.prompt is not None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from evalserve.engines.base import GenerationRequest, StreamDelta
+from evalserve.server.costs import check_max_tokens
 from evalserve.server.serving.common import (
     Call,
     begin,
@@ -44,6 +45,8 @@ async def serve_chat(state: AppState, body: ChatCompletionRequest, caller: Calle
     if hit is not None:
         return hit
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+    check_max_tokens(state.settings, body.max_tokens, "max_tokens")
+    check_max_tokens(state.settings, body.max_completion_tokens, "max_completion_tokens")
     sampling = sampling_of(body, body.max_completion_tokens or body.max_tokens,
                            state.settings.max_new_tokens)
     k = _top_k(body)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalserve.engines.base import GenerationRequest, StreamDelta
 from evalserve.errors import InvalidInputError
-from evalserve.server.costs import check_count
+from evalserve.server.costs import check_count, check_max_tokens
 from evalserve.server.serving.common import (
     Call,
     begin,
@@ -50,6 +50,7 @@ async def serve_completion(state: AppState, body: CompletionRequest, caller: Cal
     hit = await call.cached(body)
     if hit is not None:
         return hit
+    check_max_tokens(state.settings, body.max_tokens, "max_tokens")
     sampling = sampling_of(body, body.max_tokens, state.settings.max_new_tokens)
     check_support(call.engine, body.logprobs, sampling["constraint"])
     if body.stream:
