@@ -202,6 +202,22 @@ class Settings(BaseSettings):
     """Most bytes of response bodies the in-process cache holds."""
     metrics_host: str | None = None
     """Address the `METRICS_PORT` server binds (e.g. `127.0.0.1`); unset: `HOST`."""
+    # --- scale-out (ours) ---
+    database_url: str | None = None
+    """PostgreSQL URL (`postgresql://user:pass@host:5432/db`) holding jobs, items, results and
+    events, shared by every replica; unset: SQLite at `DATA_DIR/evalserve.db`."""
+    database_pool_size: int = Field(10, ge=1)
+    """Most PostgreSQL connections one replica holds."""
+    upstreams_file: Path | None = None
+    """YAML file of routed models and their OpenAI-compatible endpoints (key, weight, max
+    concurrency, fallbacks); set, it replaces `ENGINE`/`VLLM_ENDPOINT`."""
+    replica_id: str | None = None
+    """This replica's name in metrics labels and traces; unset: `<hostname>-<pid>`."""
+    otel_exporter_otlp_endpoint: str | None = None
+    """OTLP/HTTP collector (e.g. `http://collector:4318`): traces are exported there; unset:
+    no tracing."""
+    otel_service_name: str = "evalserve"
+    """`service.name` of the exported traces."""
     max_tokens_per_request: int = Field(0, ge=0)
     """Most tokens one request may ask to generate (`max_tokens`, `max_completion_tokens`,
     `max_new_tokens`); a larger ask answers 422. 0: up to the model's context."""

@@ -96,6 +96,9 @@ class GenerationRequest:
 
     prompt: str | None = None
     messages: list[dict[str, Any]] | None = None
+    model: str | None = None
+    """The model to answer, one of the engine's `models()` (a router picks the upstream by it);
+    None: the engine's own `model_id`."""
     max_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0

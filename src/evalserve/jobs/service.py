@@ -15,11 +15,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from evalserve.engines.base import Engine
 from evalserve.errors import InvalidInputError, NotFoundError, RateLimitError
+from evalserve.jobs.backend import database_path, store_from_settings
 from evalserve.jobs.config import RunnerConfig
 from evalserve.jobs.events import EventBus, follow_events
 from evalserve.jobs.export import FORMATS, export_results
@@ -29,18 +29,10 @@ from evalserve.jobs.models import EventType, Job, JobEvent, JobOptions, JobStatu
 from evalserve.jobs.panel import panel_options
 from evalserve.jobs.progress import estimate_seconds
 from evalserve.jobs.runner import JobRunner
-from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.jobs.store import JobStore, job_not_found
 from evalserve.jobs.validation import validate_items
 
 __all__ = ["JobService", "Submission", "database_path"]
-
-DB_NAME = "evalserve.db"
-
-
-def database_path(data_dir: Path) -> Path:
-    """Where the job database lives under `DATA_DIR`."""
-    return Path(data_dir) / DB_NAME
 
 
 def superseded(event: JobEvent) -> bool:
@@ -102,7 +94,8 @@ class JobService:
     def from_settings(cls, settings: Any, engine: Engine,
                       engine_provider: Callable[[], Awaitable[Engine]] | None = None,
                       **kwargs: Any) -> JobService:
-        """A service storing jobs in `DATA_DIR/evalserve.db`, grading with `engine` and
+        """A service storing jobs where `store_from_settings` says (PostgreSQL at
+        `DATABASE_URL`, else `DATA_DIR/evalserve.db`), grading with `engine` and
         `kit` (default `JudgeKit.from_settings(settings)`); other keyword arguments go to
         `JobService` (e.g. `item_hooks`, `finish_hooks`)."""
         kit = kwargs.pop("kit", None) or JudgeKit.from_settings(settings)
@@ -110,7 +103,7 @@ class JobService:
         async def ready() -> Engine:
             return engine
 
-        return cls(SQLiteJobStore(database_path(settings.data_dir)), kit, engine,
+        return cls(store_from_settings(settings), kit, engine,
                    engine_provider or ready, RunnerConfig.from_settings(settings),
                    max_items=settings.max_items_per_job,
                    max_field_chars=settings.max_field_chars,
