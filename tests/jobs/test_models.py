@@ -44,7 +44,8 @@ def test_event_names_are_the_seeds() -> None:
 
 
 DEFAULTS = {"metrics": [], "track": None, "judges": None, "aggregate": "mean",
-            "min_successful": None, "samples": 1, "reducer": "mean", "temperature": None}
+            "min_successful": None, "samples": 1, "reducer": "mean", "temperature": None,
+            "model": None, "traceparent": None}
 
 
 def test_options_default_to_no_metrics_and_no_tracking() -> None:

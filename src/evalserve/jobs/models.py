@@ -42,7 +42,10 @@ class JobOptions:
     the job's order; `aggregate` (mean | median | majority) and `min_successful` (None: all
     judges) apply to it. `samples` >= 2 grades each item that many times at `temperature`
     (None: the judge's default, 0.0) with distinct seeds; `reducer` (mean | median | mode)
-    makes the samples one score.
+    makes the samples one score. `model`: the model that judges the job (one of the engine's
+    `models()`, a routed model with `UPSTREAMS_FILE`; None: the engine's own). `traceparent`:
+    the W3C trace context of the submitting request, so every replica that grades the job adds
+    its spans to that request's trace.
     """
 
     metrics: list[str] = field(default_factory=list)
@@ -53,13 +56,16 @@ class JobOptions:
     samples: int = 1
     reducer: str = "mean"
     temperature: float | None = None
+    model: str | None = None
+    traceparent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         judges = None if self.judges is None else [dict(j) for j in self.judges]
         return {"metrics": list(self.metrics), "track": self.track, "judges": judges,
                 "aggregate": self.aggregate, "min_successful": self.min_successful,
                 "samples": self.samples, "reducer": self.reducer,
-                "temperature": self.temperature}
+                "temperature": self.temperature, "model": self.model,
+                "traceparent": self.traceparent}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobOptions:
@@ -72,7 +78,8 @@ class JobOptions:
                    min_successful=data.get("min_successful"),
                    samples=int(data.get("samples") or 1),
                    reducer=data.get("reducer") or "mean",
-                   temperature=data.get("temperature"))
+                   temperature=data.get("temperature"), model=data.get("model"),
+                   traceparent=data.get("traceparent"))
 
 
 @dataclass
