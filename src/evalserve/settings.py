@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     """vLLM only: KV-cache block size."""
     max_num_seqs: int = Field(32, ge=1)
     """Most sequences decoded together (the engine's batch capacity)."""
+    interactive_reserve: int = Field(4, ge=0)
+    """Decode slots of the embedded engine that job items leave free, so that direct requests
+    (`/v1`, `/predict`, `/generate`) start at once while jobs keep the engine busy (jobs keep
+    at least one slot)."""
     compilation_level: int = Field(0, ge=0, le=3)
     """vLLM only: torch.compile level."""
     cleanup_interval_seconds: int = Field(300, ge=1)

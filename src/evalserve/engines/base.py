@@ -112,6 +112,9 @@ class GenerationRequest:
     logprobs: int | None = None
     """None: no logprobs. k >= 0: the sampled token's logprob plus the top k alternatives."""
     constraint: OutputConstraint | None = None
+    background: bool = False
+    """Work that may wait (a job's item): engines serve direct requests first and keep some of
+    their capacity free of background work (`INTERACTIVE_RESERVE` on the embedded engine)."""
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def __post_init__(self) -> None:

@@ -300,3 +300,56 @@ async def test_shared_prefix_is_computed_once_and_changes_nothing(tmp_path) -> N
     finally:
         await cached.close()
         await plain.close()
+
+
+def test_direct_requests_go_first_and_background_ones_leave_the_reserve_free(
+        model: Any) -> None:
+    """Regression (issue 11's known gap): with a job's items filling the batch, a direct `/v1`
+    request waited 22-25 s for a free slot. Background sequences now stop at
+    `capacity - reserve` running, and a direct one arriving later is admitted at the next
+    step, ahead of the background ones still waiting."""
+    seen: list[tuple[int, int]] = []
+    holder: dict[str, DecodeScheduler] = {}
+    submitted = threading.Event()
+    direct_sent = threading.Event()
+
+    def observe(n: int) -> None:
+        if n == 1:
+            assert submitted.wait(10)
+        if n == 2:  # the background batch is decoding: a direct request arrives now
+            holder["sched"].submit(direct)
+            direct_sent.set()
+        seen.append((holder["sched"].running, holder["sched"].queue_depth))
+
+    background = [sequence(prompt(5, 60 + i), 4, background=True) for i in range(4)]
+    direct, direct_out = sequence(prompt(5, 70), 2)
+    rec = Recorder(model, before=observe)
+    with scheduler(rec, capacity=3, reserve=1, gather_seconds=0.01) as sched:
+        holder["sched"] = sched
+        for seq, _ in background:
+            sched.submit(seq)
+        submitted.set()
+        direct_out.wait()
+        for _, out in background:
+            out.wait()
+    assert direct_sent.is_set()
+    # two background rows (3 slots, 1 reserved); the direct one, sent during their first step,
+    # joins them at the next, although two background sequences were waiting before it
+    assert rec.calls[:4] == [("prefill", 2, 5), ("step", 2, 1), ("prefill", 1, 5),
+                             ("step", 3, 1)]
+    assert direct.output_ids == greedy_reference(model, prompt(5, 70), 2)
+    for i, (seq, _) in enumerate(background):
+        assert seq.output_ids == greedy_reference(model, prompt(5, 60 + i), 4)
+    # the two later background rows never decoded beside two running background ones
+    assert max(r for kind, r, _ in rec.calls if kind == "step") == 3
+
+
+def test_without_a_reserve_background_sequences_fill_the_batch(model: Any) -> None:
+    rec = Recorder(model)
+    pairs = [sequence(prompt(5, 80 + i), 3, background=True) for i in range(3)]
+    with scheduler(rec, capacity=3, gather_seconds=0.5) as sched:
+        for seq, _ in pairs:
+            sched.submit(seq)
+        for _, out in pairs:
+            out.wait()
+    assert rec.calls == [("prefill", 3, 5), *steps(3, 2)]

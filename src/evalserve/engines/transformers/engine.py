@@ -52,6 +52,7 @@ class TransformersEngine(Engine):
         device: str = "auto",
         dtype: str = "auto",
         capacity: int = 32,
+        reserve: int = 0,
         max_model_len: int = 2048,
         prefix_caching: bool = True,
     ) -> None:
@@ -60,6 +61,7 @@ class TransformersEngine(Engine):
         self.device_setting = device
         self.dtype = dtype
         self.capacity = capacity
+        self.reserve = reserve
         self.max_model_len = max_model_len
         self.prefix_caching = prefix_caching
         self.device = "cpu"
@@ -78,6 +80,7 @@ class TransformersEngine(Engine):
             device=settings.device,
             dtype=settings.dtype,
             capacity=settings.max_num_seqs,
+            reserve=settings.interactive_reserve,
             max_model_len=settings.max_model_len,
             prefix_caching=settings.enable_prefix_caching,
         )
@@ -107,7 +110,8 @@ class TransformersEngine(Engine):
         vocab = self.model.get_output_embeddings().weight.shape[0]
         grammars = GrammarFactory(self.tokenizer, vocab, sorted(eos))
         self._scheduler = DecodeScheduler(
-            self.model, self.tokenizer, capacity=self.capacity, eos_ids=frozenset(eos),
+            self.model, self.tokenizer, capacity=self.capacity, reserve=self.reserve,
+            eos_ids=frozenset(eos),
             grammars=grammars, prefix_caching=self.prefix_caching,
         )
         self._grammars = grammars

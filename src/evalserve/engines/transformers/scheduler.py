@@ -3,7 +3,10 @@
 Sequences wait in a queue. The thread gathers them for a few milliseconds, prefills them in
 groups of similar length, and merges them into the running batch: every decode step advances
 all running sequences by one token, finished ones leave at once and waiting ones join at the
-next step, so the batch stays as full as `capacity` allows. Prompt prefixes shared by a group (a
+next step, so the batch stays as full as `capacity` allows. Direct requests go before
+background ones (`GenerationRequest.background`: a job's items), and background ones leave
+`reserve` slots free, so a `/v1` call starts at once while jobs keep the engine busy. Prompt
+prefixes shared by a group (a
 rubric's instructions and examples) are computed once and reused (`PrefixCache`). The
 asyncio loop never blocks.
 """
@@ -14,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from evalserve.engines.transformers.prefix_cache import PrefixCache
@@ -34,6 +38,7 @@ class DecodeScheduler:
         tokenizer: Any,
         *,
         capacity: int,
+        reserve: int = 0,
         eos_ids: frozenset[int],
         grammars: Any,
         gather_seconds: float = 0.004,
@@ -43,6 +48,9 @@ class DecodeScheduler:
         self.model = model
         self.tokenizer = tokenizer
         self.capacity = capacity
+        self.background_limit = max(1, capacity - reserve)
+        """Most background (job) sequences decoding at once: `reserve` slots stay free for
+        direct requests, which then start at once however busy the jobs keep the engine."""
         self.eos_ids = eos_ids
         self.grammars = grammars
         self.gather_seconds = gather_seconds
@@ -50,6 +58,9 @@ class DecodeScheduler:
         self.prefix_cache = PrefixCache() if prefix_caching else None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._waiting: queue.Queue[Sequence | None] = queue.Queue()
+        # submitted sequences the decode thread has taken but not admitted yet (its own)
+        self._direct: deque[Sequence] = deque()
+        self._background: deque[Sequence] = deque()
         self._running: list[Sequence] = []
         self._cache: Any = None
         self._mask: Any = None
@@ -64,7 +75,7 @@ class DecodeScheduler:
 
     @property
     def queue_depth(self) -> int:
-        return self._waiting.qsize()
+        return self._waiting.qsize() + len(self._direct) + len(self._background)
 
     @property
     def running(self) -> int:
@@ -125,17 +136,40 @@ class DecodeScheduler:
             self._failed(seq, exc)
 
     def _collect(self) -> list[Sequence]:
+        """Sequences to admit now: direct ones first, then background ones while fewer than
+        `background_limit` of those run (the others wait in arrival order)."""
         room = self.capacity - len(self._running)
-        fresh: list[Sequence] = []
         if room <= 0:
-            return fresh
-        if not self._running:
+            return []
+        self._arrive(block=not self._running and not self._direct and not self._background,
+                     room=room)
+        for pending in (self._direct, self._background):
+            for seq in [s for s in pending if s.aborted]:
+                pending.remove(seq)
+                self._drop_if_aborted(seq)
+        fresh: list[Sequence] = []
+        while self._direct and len(fresh) < room:
+            fresh.append(self._direct.popleft())
+        running_background = sum(1 for s in self._running if s.request.background)
+        background_room = min(room - len(fresh), self.background_limit - running_background)
+        while self._background and background_room > 0:
+            fresh.append(self._background.popleft())
+            background_room -= 1
+        return fresh
+
+    def _arrive(self, *, block: bool, room: int) -> None:
+        """Move submitted sequences into the direct and background lines. With `block` (nothing
+        to run), wait for the first one, then gather for `gather_seconds` so that requests
+        arriving together share one prefill."""
+        arrived = 0
+        if block:
             first = self._waiting.get()
             if first is None:
-                return fresh
-            fresh.append(first)
+                return
+            self._line(first)
+            arrived = 1
             deadline = time.monotonic() + self.gather_seconds
-            while len(fresh) < room:
+            while arrived < room:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -144,17 +178,20 @@ class DecodeScheduler:
                 except queue.Empty:
                     break
                 if item is None:
-                    return fresh
-                fresh.append(item)
-        while len(fresh) < room:
+                    return
+                self._line(item)
+                arrived += 1
+        while True:  # everything already submitted: a direct request must not wait unseen
             try:
                 item = self._waiting.get_nowait()
             except queue.Empty:
-                break
+                return
             if item is None:
-                break
-            fresh.append(item)
-        return [s for s in fresh if not self._drop_if_aborted(s)]
+                return
+            self._line(item)
+
+    def _line(self, seq: Sequence) -> None:
+        (self._background if seq.request.background else self._direct).append(seq)
 
     def _drop_if_aborted(self, seq: Sequence) -> bool:
         if seq.aborted:
