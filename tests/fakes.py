@@ -15,9 +15,11 @@ from evalserve.engines.base import (
     EngineHealth,
     GenerationRequest,
     GenerationResult,
+    ModelInfo,
     StreamDelta,
     TokenLogprob,
 )
+from evalserve.errors import EngineError
 
 Script = Callable[[GenerationRequest], str | CompletionOutput]
 
@@ -115,3 +117,27 @@ class FailingEngine(ScriptedEngine):
 
     async def start(self) -> None:
         raise RuntimeError(self.message)
+
+
+class MultiModelEngine(ScriptedEngine):
+    """A `ScriptedEngine` serving several models, as a router does: `models()` lists the keys
+    of `scripts`, and each request is answered by the script of its `request.model` (None:
+    the first model, the engine's own). A script may raise to make that model's calls fail;
+    a model not served raises `EngineError`."""
+
+    def __init__(self, scripts: dict[str, Script], **options: Any) -> None:
+        super().__init__(self._route, **options)
+        self.scripts = dict(scripts)
+
+    @property
+    def model_id(self) -> str:
+        return next(iter(self.scripts))
+
+    async def models(self) -> list[ModelInfo]:
+        return [ModelInfo(id=name) for name in self.scripts]
+
+    def _route(self, request: GenerationRequest) -> str | CompletionOutput:
+        name = request.model or self.model_id
+        if name not in self.scripts:
+            raise EngineError(f"model {name!r} is not served here")
+        return self.scripts[name](request)

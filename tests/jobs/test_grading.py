@@ -22,7 +22,7 @@ from evalserve.jobs.models import JobOptions
 from evalserve.jobs.panel import panel_options
 from evalserve.judge.rubric import Rubric, load_rubric
 from evalserve.settings import load_settings
-from tests.fakes import ScriptedEngine, request_text
+from tests.fakes import MultiModelEngine, ScriptedEngine, request_text
 from tests.jobs.helpers import answer
 
 ITEM = {"id_alumno": "A001", "curso": "3r ESO", "consigna": "Explica la fotosíntesi",
@@ -355,3 +355,105 @@ async def test_every_item_must_suit_every_judges_rubric() -> None:
     with pytest.raises(InvalidInputError, match=r"items\[0\] has unknown field\(s\) "
                                                 r"\['consigna', 'curso'\]; rubric 'narrow'"):
         grader.validate_item(ITEM, 0)
+
+
+# --- the judge model, and juries that sample ------------------------------------------------
+
+def per_model(**scores: int | Exception) -> MultiModelEngine:
+    """An engine serving the models named by `scores`, each answering its score (an exception
+    is raised: that model's calls fail)."""
+    def script(value: int | Exception):
+        def answer_it(request: GenerationRequest) -> str:
+            if isinstance(value, Exception):
+                raise value
+            return answer(value, f"{request.model} says")
+        return answer_it
+
+    return MultiModelEngine({name: script(value) for name, value in scores.items()})
+
+
+async def test_the_jobs_model_is_on_every_request() -> None:
+    engine = per_model(small=1, large=4)
+    grader = await sampled(engine, model="large")
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score, record["feedback"]) == ("scored", 4, "large says")
+    assert [r.model for r in engine.requests] == ["large"]
+
+
+async def test_no_job_model_asks_the_engines_own() -> None:
+    engine = per_model(small=1, large=4)
+    assert (await (await sampled(engine)).grade(ITEM, 0))[1] == 1
+    assert [r.model for r in engine.requests] == [None]
+
+
+async def test_each_judge_asks_its_own_model() -> None:
+    engine = per_model(small=1, large=4)
+    grader = await jury(engine, [{"model": "small"}, {"model": "large"}], model="large")
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score) == ("scored", 2.5)
+    assert [(j["model"], j["score"], j["feedback"]) for j in record["judges"]] == [
+        ("small", 1, "small says"), ("large", 4, "large says")]
+    assert sorted(r.model for r in engine.requests) == ["large", "small"]
+
+
+@pytest.mark.parametrize(("min_successful", "status", "score"), [(1, "scored", 4),
+                                                                  (2, "error", None)])
+async def test_a_jury_whose_one_model_fails_honours_min_successful(
+        min_successful: int, status: str, score: float | None) -> None:
+    engine = per_model(small=EngineError("small is down"), large=4)
+    grader = await jury(engine, [{"model": "small"}, {"model": "large"}],
+                        min_successful=min_successful)
+    got = await grader.grade(ITEM, 0)
+    assert got[:2] == (status, score)
+    record = got[2]
+    assert [(j["model"], j["status"], j.get("reason")) for j in record["judges"]] == [
+        ("small", "error", "small is down"), ("large", "scored", None)]
+    assert record["judges_successful"] == 1
+    if status == "error":
+        assert record["reason"] == ("1 of 2 judges scored the item; the job needs "
+                                    "min_successful=2")
+        assert record["error"]["message"] == "small is down"
+    else:
+        assert "reason" not in record and "error" not in record
+
+
+def by_model_and_seed(scores: dict[str, dict[int, int]]) -> MultiModelEngine:
+    def script(table: dict[int, int]):
+        return lambda r: answer(table[r.seed], f"seed {r.seed}")
+
+    return MultiModelEngine({name: script(table) for name, table in scores.items()})
+
+
+async def test_a_jury_that_samples_reduces_each_judge_then_aggregates() -> None:
+    """Two judges x 3 samples (retries=2: seeds 0, 3, 6 for the first judge, 9, 12, 15 for
+    the second): each judge's score is the median of its samples, the item's their mean."""
+    engine = by_model_and_seed({"small": {0: 1, 3: 2, 6: 2}, "large": {9: 5, 12: 3, 15: 4}})
+    grader = await jury(engine, [{"model": "small"}, {"model": "large"}], samples=3,
+                        reducer="median")
+    status, score, record = await grader.grade({**ITEM, "human_score": "3,5"}, 0)
+    assert (status, score) == ("scored", 3.0)  # (2 + 4) / 2
+    small, large = record["judges"]
+    assert (small["score"], small["samples"], small["spread"]) == (
+        2, [1, 2, 2], statistics.pstdev([1, 2, 2]))
+    assert (large["score"], large["samples"], large["spread"]) == (
+        4, [5, 3, 4], statistics.pstdev([5, 3, 4]))
+    assert (small["feedback"], large["feedback"]) == ("seed 3", "seed 15")
+    assert (record["aggregate"], record["reducer"], record["judges_successful"]) == (
+        "mean", "median", 2)
+    assert record["human_score"] == 3.5
+    assert sorted(r.seed for r in engine.requests) == [0, 3, 6, 9, 12, 15]
+    assert {r.temperature for r in engine.requests} == {0.7}
+    assert "samples" not in record  # the samples are each judge's
+
+
+async def test_a_sampling_judge_whose_samples_all_fail_is_an_error_entry() -> None:
+    engine = per_model(small=EngineError("small is down"), large=4)
+    grader = await jury(engine, [{"model": "small"}, {"model": "large"}], samples=2,
+                        min_successful=1)
+    status, score, record = await grader.grade(ITEM, 0)
+    assert (status, score) == ("scored", 4.0)
+    assert record["judges"][0] == {
+        "judge": "teacher-eval-ca-1", "model": "small", "rubric": "teacher-eval-ca",
+        "status": "error", "score": None, "score_expected": None, "feedback": None,
+        "reason": "small is down", "samples": [None, None], "spread": None}
+    assert record["judges"][1]["samples"] == [4, 4]

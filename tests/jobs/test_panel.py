@@ -41,6 +41,29 @@ async def test_judges_are_resolved_with_names_models_and_rubrics() -> None:
     assert "samples" not in out
 
 
+async def test_the_job_model_is_checked_and_is_its_judges_default() -> None:
+    assert await resolve(model="other") == {"model": "other"}
+    out = await resolve(model="other", judges=[{}, {"model": "scripted"}])
+    assert [j["model"] for j in out["judges"]] == ["other", "scripted"]
+    assert (await resolve(judges=[{}]))["judges"][0]["model"] == "scripted"
+
+
+async def test_the_embedded_engine_offers_its_one_model() -> None:
+    kit = JudgeKit()
+    name, rubric = kit.load_rubric(None)
+    engine = ScriptedEngine(lambda r: answer())
+    assert await panel_options(kit, engine, name, rubric, model="scripted") == {
+        "model": "scripted"}
+    with pytest.raises(InvalidInputError, match="available models: scripted "):
+        await panel_options(kit, engine, name, rubric, model="other")
+
+
+async def test_a_jury_may_sample() -> None:
+    out = await resolve(judges=[{}, {"model": "other"}], samples=3, reducer="median")
+    assert (len(out["judges"]), out["samples"], out["reducer"], out["temperature"]) == (
+        2, 3, "median", 0.7)
+
+
 async def test_samples_default_to_mean_at_temperature_0_7() -> None:
     assert await resolve(samples=3) == {"samples": 3, "reducer": "mean", "temperature": 0.7}
     assert await resolve(samples=2, reducer="mode", temperature=1) == {
@@ -50,7 +73,11 @@ async def test_samples_default_to_mean_at_temperature_0_7() -> None:
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"judges": [{"model": "gpt-x"}]},
-     "judges[0].model 'gpt-x' is not served here; served models: scripted, other"),
+     "judges[0].model 'gpt-x' is not served here; available models: scripted, other "
+     "(or leave it out for the job's own)"),
+    ({"model": "gpt-x"}, "model 'gpt-x' is not served here; available models: scripted, other "
+                         "(or leave it out for the engine's own)"),
+    ({"model": 3}, "model 3 is not served here; available models: scripted, other"),
     ({"judges": [{"rubric": "judge-1-5"}]},
      "judges[0].rubric 'judge-1-5' scores on [1, 2, 3, 4, 5] but the job's rubric "
      "'teacher-eval-ca' on [0, 1, 2, 3, 4, 5]"),
@@ -64,7 +91,7 @@ async def test_samples_default_to_mean_at_temperature_0_7() -> None:
     ({"judges": [{}], "aggregate": "vote"}, "aggregate must be one of mean, median, majority"),
     ({"aggregate": "mean"}, "aggregate applies to juries: give judges too"),
     ({"min_successful": 1}, "min_successful applies to juries"),
-    ({"judges": [{}], "samples": 2}, "judges and samples > 1 cannot be combined yet"),
+    ({"judges": [{}], "samples": 2, "temperature": 0}, "temperature must be > 0 with samples=2"),
     ({"samples": 21}, "samples must be an integer from 1 to 20, got 21"),
     ({"samples": True}, "samples must be an integer from 1 to 20"),
     ({"samples": 3, "temperature": 0}, "temperature must be > 0 with samples=3"),

@@ -135,3 +135,41 @@ def test_samples_summary_without_samples_is_none_and_all_failed_is_undefined() -
     summary = samples_summary([sample_record([None, None])])
     assert (summary["mean_spread"], summary["agreeing_share"], summary["compared"]) == (
         None, None, 0)
+
+
+def sampling_jury_record(small: list, large: list, human: float | None = None) -> dict:
+    """A record of a jury of two judges that sampled (median of each, mean of the two)."""
+    entries = []
+    for name, samples in (("small", small), ("large", large)):
+        given = [s for s in samples if s is not None]
+        entries.append({"judge": name, "model": name, "rubric": "r",
+                        "status": "scored" if given else "unscored",
+                        "score": float(np.median(given)) if given else None,
+                        "samples": samples, "spread": spread(given)})
+    record = {"id": "x", "score": None, "status": "scored", "judges": entries,
+              "aggregate": "mean", "judges_successful": 2, "reducer": "median"}
+    if human is not None:
+        record["human_score"] = human
+    return record
+
+
+def test_a_sampling_jury_reports_each_judges_self_consistency_and_alpha() -> None:
+    records = [sampling_jury_record([3, 3, 3], [2, 4, 4], 3),
+               sampling_jury_record([1, None, 3], [5, 5, 5], 4),
+               sampling_jury_record([2, 2, 2], [1, 1, 2])]
+    summary = samples_summary(records)
+    assert (summary["k"], summary["reducer"], summary["items"]) == (3, "median", 3)
+    assert summary["per_judge"] == {
+        "small": {"failed_samples": 1, "mean_spread": (0 + 1.0 + 0) / 3,
+                  "agreeing_share": 2 / 3, "compared": 3},
+        "large": {"failed_samples": 0,
+                  "mean_spread": ((8 / 9) ** 0.5 + 0 + (2 / 9) ** 0.5) / 3,
+                  "agreeing_share": 1 / 3, "compared": 3}}
+    assert (summary["failed_samples"], summary["compared"], summary["agreeing_share"]) == (
+        1, 6, 3 / 6)
+    jury = jury_summary(records, scale=[1, 2, 3, 4, 5])
+    assert jury["alpha"] == pytest.approx(krippendorff.alpha(
+        reliability_data=[[3, 2, 2], [4, 5, 1]], level_of_measurement="ordinal",
+        value_domain=[1, 2, 3, 4, 5]))
+    assert jury["per_judge"]["small"]["agreement"]["n"] == 2
+    json.dumps(summary, allow_nan=False)

@@ -21,6 +21,14 @@ seeded `seed + i * (retries + 1)` (its retries take the seeds in between), so th
 differ and a rerun gives the same ones; the score is the `reducer` of the samples that scored,
 `spread` their population std. No sample scored: `unscored` when every sample answered, else
 the first failure is raised (retried, then `error`).
+
+A **jury with samples** has every juror grade each item k times (juror j takes the job's
+samples j*k to j*k + k - 1, so no two jurors share a seed): the juror's score is the
+`reducer` of its samples (its entry under `judges` carries `samples` and `spread` too), the
+item's the `aggregate` over the jurors that scored, as above; the record adds `reducer`.
+
+Every judge asks for its **model** on each `GenerationRequest.model`: the job's `model`
+(None: the engine's own), a juror its resolved one.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from evalserve.errors import error_body
 from evalserve.jobs.models import JobOptions
 from evalserve.jobs.retry import engine_gone
 
-__all__ = ["JudgeKit", "Grader", "Juror", "DEFAULT_RUBRIC", "SAMPLE_TEMPERATURE"]
+__all__ = ["JudgeKit", "Grader", "Juror", "Sampled", "DEFAULT_RUBRIC", "SAMPLE_TEMPERATURE"]
 
 #: The rubric of seed 000 (Catalan feedback adapted to the student's course, score 0-5).
 DEFAULT_RUBRIC = "teacher-eval-ca"
@@ -45,18 +53,36 @@ SAMPLE_TEMPERATURE = 0.7
 
 @dataclass
 class Juror:
-    """One judge of a jury: its name, model, rubric and the judge built for it."""
+    """One judge of a jury: its name, model, rubric and the judge built for it; with
+    `samplers` (one judge per sample, each its own seed), it grades each item k times."""
 
     name: str
     model: str
     rubric_name: str
     judge: Any
+    samplers: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Sampled:
+    """k samples of one judge made one: the `reducer` of the scores that scored, with their
+    `spread` (population std) and each sample's score (None: it gave none). Reads like a
+    `Grade` (status, score, score_expected, feedback, reason)."""
+
+    status: str
+    score: Any
+    feedback: Any
+    score_expected: float | None
+    score_probs: dict[Any, float] | None
+    samples: list[Any]
+    spread: float | None
+    reason: str | None = None
 
 
 @dataclass
 class Grader:
     """A judge bound to its rubric, for one job; with `jurors`, a jury (module doc); with
-    `samplers` (one judge per sample), repeated sampling."""
+    `samplers` (one judge per sample), repeated sampling; both: each juror samples."""
 
     judge: Any
     rubric: Any
@@ -102,18 +128,54 @@ class Grader:
     # --- juries and samples ---
     def _record(self, item: dict[str, Any], index: int, status: str, score: Any,
                 feedback: Any) -> dict[str, Any]:
+        from evalserve.judge.grade import human_score
+
         r = self.rubric
         out = {r.id_field or "id": self.item_id(item, index), r.score_field: score,
                r.feedback_field: feedback, "status": status}
-        human = item.get(r.human_field)
+        human = human_score(item, r, f"items[{index}]")
         if human is not None:
-            out["human_score"] = float(human)
+            out["human_score"] = human
         return out
+
+    async def _sample(self, samplers: list[Any], item: dict[str, Any], index: int) -> Sampled:
+        """Grade the item once per sampler; no sample scored and some failed: the first
+        failure is raised (retried by the runner, then `error`)."""
+        from evalserve.judge.jury import combine, spread
+
+        outcomes = await _gather([s.grade(item, index) for s in samplers])
+        failures = [o for o in outcomes if isinstance(o, Exception)]
+        grades = [o for o in outcomes if not isinstance(o, Exception) and o.status == "scored"]
+        if not grades and failures:
+            raise failures[0]
+        given = [g.score for g in grades]
+        score = combine(given, self.reducer)
+        entries = [{"score": g.score, "feedback": g.feedback} for g in grades]
+        expected = [g.score_expected for g in grades if g.score_expected is not None]
+        probs = [g.score_probs for g in grades if g.score_probs is not None]
+        reason = None
+        if not grades:
+            first = next(o for o in outcomes if not isinstance(o, Exception))
+            reason = f"none of the {len(outcomes)} samples gave a usable score: {first.reason}"
+        return Sampled(
+            status="scored" if grades else "unscored", score=score,
+            feedback=_closest(entries, score),
+            score_expected=sum(expected) / len(expected) if expected else None,
+            score_probs={k: sum(p.get(k, 0.0) for p in probs) / len(probs)
+                         for k in probs[0]} if probs else None,
+            samples=[None if isinstance(o, Exception) or o.status != "scored" else o.score
+                     for o in outcomes],
+            spread=spread(given), reason=reason)
+
+    async def _juror(self, juror: Juror, item: dict[str, Any], index: int) -> Any:
+        if juror.samplers:
+            return await self._sample(juror.samplers, item, index)
+        return await juror.judge.grade(item, index)
 
     async def _grade_jury(self, item: dict[str, Any], index: int) -> tuple[str, Any, dict]:
         from evalserve.judge.jury import combine
 
-        outcomes = await _gather([j.judge.grade(item, index) for j in self.jurors])
+        outcomes = await _gather([self._juror(j, item, index) for j in self.jurors])
         entries, scored, failures = [], [], []
         for juror, outcome in zip(self.jurors, outcomes, strict=True):
             entry: dict[str, Any] = {"judge": juror.name, "model": juror.model,
@@ -122,11 +184,15 @@ class Grader:
                 failures.append(outcome)
                 entry.update(status="error", score=None, score_expected=None, feedback=None,
                              reason=error_body(outcome)["message"])
+                if juror.samplers:
+                    entry.update(samples=[None] * len(juror.samplers), spread=None)
             else:
                 entry.update(status=outcome.status, score=outcome.score,
                              score_expected=outcome.score_expected, feedback=outcome.feedback)
                 if outcome.reason is not None:
                     entry["reason"] = outcome.reason
+                if isinstance(outcome, Sampled):
+                    entry.update(samples=outcome.samples, spread=outcome.spread)
                 if outcome.status == "scored":
                     scored.append(entry)
             entries.append(entry)
@@ -149,36 +215,21 @@ class Grader:
             if failures:
                 record["error"] = error_body(failures[0])
         record.update(judges=entries, aggregate=self.aggregate, judges_successful=len(scored))
+        if any(j.samplers for j in self.jurors):
+            record["reducer"] = self.reducer
         return status, score, record
 
     async def _grade_samples(self, item: dict[str, Any], index: int) -> tuple[str, Any, dict]:
-        from evalserve.judge.jury import combine, spread
-
-        outcomes = await _gather([s.grade(item, index) for s in self.samplers])
-        failures = [o for o in outcomes if isinstance(o, Exception)]
-        grades = [o for o in outcomes if not isinstance(o, Exception) and o.status == "scored"]
-        samples = [None if isinstance(o, Exception) or o.status != "scored" else o.score
-                   for o in outcomes]
-        if not grades and failures:
-            raise failures[0]
-        given = [g.score for g in grades]
-        score = combine(given, self.reducer)
-        status = "scored" if grades else "unscored"
-        entries = [{"score": g.score, "feedback": g.feedback} for g in grades]
-        record = self._record(item, index, status, score, _closest(entries, score))
-        expected = [g.score_expected for g in grades if g.score_expected is not None]
-        if expected:
-            record["score_expected"] = sum(expected) / len(expected)
-        probs = [g.score_probs for g in grades if g.score_probs is not None]
-        if probs:
-            record["score_probs"] = {k: sum(p.get(k, 0.0) for p in probs) / len(probs)
-                                     for k in probs[0]}
-        if not grades:
-            first = next(o for o in outcomes if not isinstance(o, Exception))
-            record["reason"] = (f"none of the {len(samples)} samples gave a usable score: "
-                                f"{first.reason}")
-        record.update(samples=samples, reducer=self.reducer, spread=spread(given))
-        return status, score, record
+        sampled = await self._sample(self.samplers, item, index)
+        record = self._record(item, index, sampled.status, sampled.score, sampled.feedback)
+        if sampled.score_expected is not None:
+            record["score_expected"] = sampled.score_expected
+        if sampled.score_probs is not None:
+            record["score_probs"] = sampled.score_probs
+        if sampled.reason is not None:
+            record["reason"] = sampled.reason
+        record.update(samples=sampled.samples, reducer=self.reducer, spread=sampled.spread)
+        return sampled.status, sampled.score, record
 
 
 async def _gather(calls: list[Any]) -> list[Any]:
@@ -225,34 +276,44 @@ class JudgeKit:
         rubric = load_rubric(spec if spec is not None else DEFAULT_RUBRIC, self.rubrics_dir)
         return rubric.name, rubric.model_dump(mode="json")
 
-    def sample_seeds(self, k: int) -> list[int]:
-        """The seeds of k samples: apart by `retries + 1`, so no retry reuses a sample's."""
+    def sample_seeds(self, k: int, first: int = 0) -> list[int]:
+        """The seeds of k samples (the `first`-th sample of the job on): apart by
+        `retries + 1`, so no retry reuses a sample's."""
         base = self.seed or 0
-        return [base + i * (self.retries + 1) for i in range(k)]
+        return [base + i * (self.retries + 1) for i in range(first, first + k)]
 
     def grader(self, engine: Engine, rubric: dict[str, Any],
                options: JobOptions | None = None) -> Grader:
-        """A judge for a stored rubric dict, with the jury or samples of `options` (the job's,
-        as `evalserve.jobs.panel.panel_options` resolved them)."""
+        """A judge for a stored rubric dict on the job's `model`, with the jury or samples of
+        `options` (the job's, as `evalserve.jobs.panel.panel_options` resolved them): each
+        juror on its own model; with samples, juror j takes samples j*k to j*k + k - 1."""
         from evalserve.judge.rubric import Rubric
 
         options = options or JobOptions()
         model = Rubric.model_validate(rubric)
         temperature = self.temperature if options.temperature is None else options.temperature
-        grader = Grader(self._judge(engine, model, temperature, self.seed), model,
-                        aggregate=options.aggregate, min_successful=options.min_successful,
-                        reducer=options.reducer)
-        for spec in options.judges or []:
-            judge = self._judge(engine, Rubric.model_validate(spec["rubric"]), temperature,
-                                self.seed)
-            grader.jurors.append(Juror(spec["name"], spec["model"], spec["rubric_name"], judge))
-        if options.samples > 1:
-            grader.samplers = [self._judge(engine, model, temperature, seed)
-                               for seed in self.sample_seeds(options.samples)]
+        k = options.samples
+        grader = Grader(self._judge(engine, model, temperature, self.seed, options.model),
+                        model, aggregate=options.aggregate,
+                        min_successful=options.min_successful, reducer=options.reducer)
+        for j, spec in enumerate(options.judges or []):
+            juror_rubric = Rubric.model_validate(spec["rubric"])
+            juror = Juror(spec["name"], spec["model"], spec["rubric_name"],
+                          self._judge(engine, juror_rubric, temperature, self.seed,
+                                      spec["model"]))
+            if k > 1:
+                juror.samplers = [self._judge(engine, juror_rubric, temperature, seed,
+                                              spec["model"])
+                                  for seed in self.sample_seeds(k, j * k)]
+            grader.jurors.append(juror)
+        if k > 1 and not grader.jurors:
+            grader.samplers = [self._judge(engine, model, temperature, seed, options.model)
+                               for seed in self.sample_seeds(k)]
         return grader
 
-    def _judge(self, engine: Engine, rubric: Any, temperature: float, seed: int | None) -> Any:
+    def _judge(self, engine: Engine, rubric: Any, temperature: float, seed: int | None,
+               model: str | None) -> Any:
         from evalserve.judge.judge import Judge
 
         return Judge(engine, rubric, temperature=temperature, max_tokens=self.max_tokens,
-                     retries=self.retries, seed=seed)
+                     retries=self.retries, seed=seed, model=model)

@@ -1,9 +1,12 @@
-"""The jury and repeated-sampling options of a submission, checked and resolved into the
-`JobOptions` fields a job stores (so a resumed job grades with the same judges).
+"""The judge model, jury and repeated-sampling options of a submission, checked and resolved
+into the `JobOptions` fields a job stores (so a resumed job grades with the same judges).
 
-Juries and samples are not combined yet: a job with both `judges` and `samples` > 1 is a 422
-(give one or the other). Neither applies to a pairwise rubric. Every problem is an
-`InvalidInputError` (422) naming the option.
+`model` (the job's judge model) and each judge's `model` must be one of `await
+engine.models()`: with a router every routed model, on the embedded engine the one it serves;
+a judge without one takes the job's (else the engine's own). A jury may sample too: each
+judge then grades each item `samples` times. Neither juries nor samples apply to a pairwise
+rubric. Every problem is an `InvalidInputError` (422) naming the option (an unknown model's
+lists the available ones).
 """
 
 from __future__ import annotations
@@ -43,6 +46,17 @@ def _pointwise(rubric: dict[str, Any], what: str) -> None:
                                 "(drop judges/samples, or use a pointwise rubric)")
 
 
+def _model(name: str, model: Any, served: list[str]) -> str | None:
+    """`model` when it is one of the `served` models (None stays None), else the 422."""
+    if model is None:
+        return None
+    if not isinstance(model, str) or model not in served:
+        raise InvalidInputError(f"{name} {model!r} is not served here; available models: "
+                                f"{', '.join(served)} (or leave it out for "
+                                f"{'the job' if name != 'model' else 'the engine'}'s own)")
+    return model
+
+
 def _juror(kit: JudgeKit, index: int, spec: Any, served: list[str], default_model: str,
            job_name: str, job_rubric: dict[str, Any]) -> dict[str, Any]:
     where = f"judges[{index}]"
@@ -52,10 +66,7 @@ def _juror(kit: JudgeKit, index: int, spec: Any, served: list[str], default_mode
     if unknown:
         raise InvalidInputError(f"{where} has unknown key(s) {unknown}; a judge takes "
                                 f"{', '.join(_JUDGE_KEYS)}")
-    model = spec.get("model")
-    if model is not None and model not in served:
-        raise InvalidInputError(f"{where}.model {model!r} is not served here; served models: "
-                                f"{', '.join(served)} (or null for the served one)")
+    model = _model(f"{where}.model", spec.get("model"), served)
     rubric_spec = spec.get("rubric")
     if rubric_spec is None:
         rubric_name, rubric = job_name, job_rubric
@@ -103,16 +114,20 @@ def _name_jurors(jurors: list[dict[str, Any]]) -> None:
 async def panel_options(
     kit: JudgeKit, engine: Any, job_name: str, job_rubric: dict[str, Any], *,
     judges: Any = None, aggregate: Any = None, min_successful: Any = None,
-    samples: Any = None, reducer: Any = None, temperature: Any = None,
+    samples: Any = None, reducer: Any = None, temperature: Any = None, model: Any = None,
 ) -> dict[str, Any]:
-    """The `JobOptions` keyword arguments of these options (module doc): `judges` resolved
-    (names, models, canonical rubrics), `aggregate`, `min_successful` (default all judges),
-    `samples`, `reducer`, `temperature` (default `SAMPLE_TEMPERATURE` for samples > 1).
-    `engine.models()` lists the models a judge may name."""
+    """The `JobOptions` keyword arguments of these options (module doc): `model`, `judges`
+    resolved (names, models, canonical rubrics), `aggregate`, `min_successful` (default all
+    judges), `samples`, `reducer`, `temperature` (default `SAMPLE_TEMPERATURE` for
+    samples > 1). `engine.models()` lists the models the job and its judges may name."""
     from evalserve.judge.jury import AGGREGATES, MAX_SAMPLES, REDUCERS
 
     out: dict[str, Any] = {}
     k = 1 if samples is None else _integer("samples", samples, 1, MAX_SAMPLES)
+    served = [m.id for m in await engine.models()] if (model, judges) != (None, None) else []
+    model = _model("model", model, served)
+    if model is not None:
+        out["model"] = model
     if judges is None:
         for name, value in (("aggregate", aggregate), ("min_successful", min_successful)):
             if value is not None:
@@ -121,12 +136,8 @@ async def panel_options(
         if not isinstance(judges, list) or not 1 <= len(judges) <= MAX_JUDGES:
             raise InvalidInputError(f"judges must be a list of 1 to {MAX_JUDGES} judges, each "
                                     f"{{{', '.join(_JUDGE_KEYS)}}}")
-        if k > 1:
-            raise InvalidInputError("judges and samples > 1 cannot be combined yet: give a "
-                                    "jury or repeated samples, not both")
         _pointwise(job_rubric, f"the job's rubric {job_name!r}")
-        served = [m.id for m in await engine.models()]
-        jurors = [_juror(kit, i, spec, served, engine.model_id, job_name, job_rubric)
+        jurors = [_juror(kit, i, spec, served, model or engine.model_id, job_name, job_rubric)
                   for i, spec in enumerate(judges)]
         _name_jurors(jurors)
         out["judges"] = jurors

@@ -91,8 +91,9 @@ class _Plan:
 
 
 class Judge:
-    """Grades items with `rubric` through `engine`. Safe to call concurrently: the engine
-    batches the concurrent requests."""
+    """Grades items with `rubric` through `engine` (on `model`, one of the engine's
+    `models()`; None: the engine's own). Safe to call concurrently: the engine batches the
+    concurrent requests."""
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class Judge:
         max_tokens: int | None = None,
         retries: int = 2,
         seed: int | None = None,
+        model: str | None = None,
     ) -> None:
         if retries < 0:
             raise InvalidInputError("retries must be >= 0")
@@ -114,6 +116,9 @@ class Judge:
         self.max_tokens = max_tokens or feedback_token_budget(rubric)
         self.retries = retries
         self.seed = seed
+        self.model = model
+        """The model every request names (`GenerationRequest.model`: a router routes by it);
+        None: the engine's own."""
         self._plan = self._make_plan()
         # `reference` is always accepted: jobs score it with metrics even when the rubric's
         # prompt does not show it to the judge.
@@ -246,7 +251,8 @@ class Judge:
                                                                  _RETRY_TEMPERATURE)
         seed = None if self.seed is None else self.seed + attempt
         logprobs = 20 if self.engine.supports_logprobs else None
-        return GenerationRequest(temperature=temperature, seed=seed, logprobs=logprobs, **kwargs)
+        return GenerationRequest(model=self.model, temperature=temperature, seed=seed,
+                                 logprobs=logprobs, **kwargs)
 
     async def _attempt(
         self, messages: list[dict], attempt: int

@@ -8,11 +8,13 @@ judges and samples say about themselves.
 - `jury_summary(records)`: Krippendorff's α (ordinal, ``krippendorff.alpha``) across the
   judges, and each judge's counts, mean and agreement with the human grades
   (`evalserve.metrics.agreement.agreement`) when records carry `human_score`.
-- `samples_summary(records)`: the judge's self-consistency over repeated samples.
+- `samples_summary(records)`: the judge's self-consistency over repeated samples (each
+  judge's, when a jury samples).
 
 Records are the result records of jobs with the `judges` or `samples` option (their keys are
 those of the trust contract: `judges`, `aggregate`, `judges_successful`; `samples`, `reducer`,
-`spread`). Every number that is undefined on the data is None, never NaN, so the summaries are
+`spread`; a jury that samples has `samples` and `spread` in each judge's entry and `reducer`
+in the record). Every number that is undefined on the data is None, never NaN, so the summaries are
 strict JSON.
 """
 
@@ -154,33 +156,55 @@ def _agreement(judge: list[float | None], human: list[float | None], ids: list[s
     return agreement(judge, human, scale=scale, ids=ids).to_dict()
 
 
+def _consistency(sample_lists: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Self-consistency over units of repeated samples (an item's, or one judge's of it)."""
+    spreads: list[float] = []
+    agreeing = compared = failed = 0
+    for samples in sample_lists:
+        values = [_finite(s) for s in samples]
+        failed += sum(v is None for v in values)
+        given = [v for v in values if v is not None]
+        unit_spread = spread(given)
+        if unit_spread is not None:
+            spreads.append(unit_spread)
+        if len(given) >= 2:
+            compared += 1
+            agreeing += len(set(given)) == 1
+    return {"failed_samples": failed,
+            "mean_spread": statistics.fmean(spreads) if spreads else None,
+            "agreeing_share": agreeing / compared if compared else None,
+            "compared": compared}
+
+
 def samples_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The judge's self-consistency over repeated samples, or None when no record carries
-    `samples`.
+    samples.
 
     `{"k": samples per item, "reducer", "items": records with samples, "failed_samples":
     samples that gave no score, "mean_spread": mean over items of their `spread` (population
     std of the item's successful samples), "agreeing_share": of the items with at least two
     successful samples, the share whose successful samples are all equal, "compared": how
     many such items}`; a mean or share over no item is None.
+
+    A jury that samples (each judge's entry under `judges` carries its `samples`) gives the
+    same keys over every (item, judge) pair, plus `"per_judge": {name: {"failed_samples",
+    "mean_spread", "agreeing_share", "compared"}}`: each judge's own self-consistency.
     """
     sampled = [r for r in records if isinstance(r.get("samples"), list)]
-    if not sampled:
+    if sampled:
+        return {"k": max(len(r["samples"]) for r in sampled),
+                "reducer": sampled[0].get("reducer"), "items": len(sampled),
+                **_consistency([r["samples"] for r in sampled])}
+    jury = [r for r in records if isinstance(r.get("judges"), list)
+            and any(isinstance(e.get("samples"), list) for e in r["judges"])]
+    if not jury:
         return None
-    spreads: list[float] = []
-    agreeing = compared = failed = 0
-    for record in sampled:
-        values = [_finite(s) for s in record["samples"]]
-        failed += sum(v is None for v in values)
-        given = [v for v in values if v is not None]
-        item_spread = spread(given)
-        if item_spread is not None:
-            spreads.append(item_spread)
-        if len(given) >= 2:
-            compared += 1
-            agreeing += len(set(given)) == 1
-    return {"k": max(len(r["samples"]) for r in sampled), "reducer": sampled[0].get("reducer"),
-            "items": len(sampled), "failed_samples": failed,
-            "mean_spread": statistics.fmean(spreads) if spreads else None,
-            "agreeing_share": agreeing / compared if compared else None,
-            "compared": compared}
+    per_judge: dict[str, list[list[Any]]] = {}
+    for record in jury:
+        for entry in record["judges"]:
+            if isinstance(entry.get("samples"), list):
+                per_judge.setdefault(str(entry.get("judge")), []).append(entry["samples"])
+    units = [samples for lists in per_judge.values() for samples in lists]
+    return {"k": max(len(u) for u in units), "reducer": jury[0].get("reducer"),
+            "items": len(jury), **_consistency(units),
+            "per_judge": {name: _consistency(lists) for name, lists in per_judge.items()}}

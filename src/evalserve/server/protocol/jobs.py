@@ -21,8 +21,8 @@ class JudgeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(
-        None, description="The judge's model: a model this server serves (`GET /v1/models`); "
-                          "null for the served one")
+        None, description="The judge's model: one this server serves (`GET /v1/models`; "
+                          "with a router, any routed model); null for the job's `model`")
     rubric: str | dict[str, Any] | None = Field(
         None, description="A rubric name or an inline rubric on the job rubric's score scale; "
                           "null for the job's rubric")
@@ -44,10 +44,15 @@ class EvaluateRequest(BaseModel):
                                description="Metrics to compute per item (stored with the job)")
     track: dict[str, Any] | None = Field(
         None, description="Experiment-tracking options (stored with the job)")
+    model: str | None = Field(
+        None, description="The model that judges the job: one this server serves "
+                          "(`GET /v1/models`; with a router, any routed model); default the "
+                          "served one. A 422 lists the available models")
     judges: list[JudgeSpec] | None = Field(
         None, min_length=1, max_length=10,
         description="A jury: every judge grades every item; the item's score is their "
-                    "`aggregate` (not combined with `samples` > 1)")
+                    "`aggregate` (with `samples` >= 2, each judge's score is the `reducer` "
+                    "of its samples)")
     aggregate: Literal["mean", "median", "majority"] | None = Field(
         None, description="How the judges' scores become one (with `judges`; default mean)")
     min_successful: int | None = Field(

@@ -24,13 +24,15 @@ async def evaluate(body: EvaluateRequest, jobs: JobsDep, request: Request,
     """Validate and store the items, queue the job (owned by the caller's key), answer at once
     with its stream URL. 429 when the caller already has `MAX_QUEUED_JOBS_PER_CALLER` queued
     jobs, 503 while the model failed to load or the job store cannot write. `judges` make a
-    jury, `samples` grade each item several times (`evalserve.jobs.panel`)."""
+    jury, `samples` grade each item several times, `model` picks the judge model
+    (`evalserve.jobs.panel`)."""
     judges = None if body.judges is None else [j.model_dump() for j in body.judges]
+    model = {} if body.model is None else {"model": body.model}
     submission = await jobs.submit(
         body.items, body.rubric, metrics=body.metrics, track=body.track, owner=caller.key_id,
         charge=functools.partial(charge_items, request),  # ITEM_RATE_LIMIT, once valid
         judges=judges, aggregate=body.aggregate, min_successful=body.min_successful,
-        samples=body.samples, reducer=body.reducer, temperature=body.temperature)
+        samples=body.samples, reducer=body.reducer, temperature=body.temperature, **model)
     return EvaluateResponse.of(submission)
 
 
