@@ -18,7 +18,12 @@ ENGINES = ("transformers", "openai", "vllm")
 
 
 def create_engine(settings: Settings) -> Engine:
-    """Build (not start) the engine selected by `settings.engine`."""
+    """Build (not start) the engine selected by `settings.engine`; with `UPSTREAMS_FILE`, the
+    router over its models (it replaces `ENGINE` and `VLLM_ENDPOINT`)."""
+    if settings.upstreams_file is not None:
+        from evalserve.engines.router import RouterEngine
+
+        return RouterEngine.from_settings(settings)
     if settings.engine == "transformers":
         from evalserve.engines.transformers.engine import TransformersEngine
 

@@ -6,6 +6,9 @@ What is counted (the routes charge through `server/costs.py`):
   tier: seed 001's table by the model size read from the model id (up to 7B 100/minute, 13B
   50, 30B/40B 40, 70B and larger 20; a smaller or unknown size takes the 7B tier), or
   `RATE_LIMITS="my-model=30/minute;other=5/second;*=1000/minute"` (`*`: every other model).
+  A model routed by `UPSTREAMS_FILE` takes, in order: its `RATE_LIMITS` entry, its
+  `rate_limit` in the file, `*`, then the tier of its name's size, else of the largest
+  `upstream_model` of its endpoints (`judge-large` over `Llama-2-70b-chat-hf`: 20/minute).
   A list of 200 prompts is 200 hits, and `n` multiplies;
 - prompts sent to `/predict` and `/generate` per caller (`PREDICT_RATE_LIMIT`: a seed 003
   grader may push every question at once, more than a model tier allows);
@@ -39,11 +42,14 @@ from typing import TYPE_CHECKING, Any
 from evalserve.errors import ConfigurationError, PayloadTooLargeError, RateLimitError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from limits import RateLimitItem
 
     from evalserve.settings import Settings
 
-__all__ = ["RateLimiter", "MemoryWindows", "parse_rate_limits", "tier_for", "REDIS_KEY_PREFIX"]
+__all__ = ["RateLimiter", "MemoryWindows", "parse_rate_limits", "tier_for", "routed_limits",
+           "REDIS_KEY_PREFIX"]
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +62,17 @@ _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
 _MINUTE = 60
 
 
+def _size(model_id: str) -> float | None:
+    """Billions of parameters named in a model id (`Llama-2-13b` -> 13), or None."""
+    sizes = [float(m) for m in _SIZE.findall(model_id.replace("_", "-"))]
+    return max(sizes) if sizes else None
+
+
 def tier_for(model_id: str) -> str:
     """Seed 001's limit for a model id such as `meta-llama/Llama-2-13b-chat-hf` (50/minute)."""
-    sizes = [float(m) for m in _SIZE.findall(model_id.replace("_", "-"))]
-    if not sizes:
+    size = _size(model_id)
+    if size is None:
         return _TIERS[0][1]
-    size = max(sizes)
     for largest, limit in _TIERS:
         if size <= largest:
             return limit
@@ -92,6 +103,23 @@ def parse_rate_limits(text: str | None) -> dict[str, str]:
         _parse(limit, "RATE_LIMITS")
         overrides[model.strip()] = limit.strip()
     return overrides
+
+
+def routed_limits(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """For the models routed by the `UPSTREAMS_FILE` at `path`: the `rate_limit`s the file
+    sets, and for each model the id whose size gives its tier (its name if that names a
+    size, else its largest `upstream_model`)."""
+    from evalserve.engines.router import load_upstreams
+
+    explicit: dict[str, str] = {}
+    tier_ids: dict[str, str] = {}
+    for model in load_upstreams(path).models:
+        if model.rate_limit:
+            explicit[model.name] = model.rate_limit
+        if _size(model.name) is None:
+            tier_ids[model.name] = max(model.upstream_models(),
+                                       key=lambda m: _size(m) or 0.0)
+    return explicit, tier_ids
 
 
 class _Window:
@@ -170,8 +198,11 @@ class RateLimiter:
     def __init__(self, storage: Any = None, overrides: dict[str, str] | None = None, *,
                  item_limit: str = "100000/hour", text_limit: str = "100000/hour",
                  predict_limit: str = "100000/hour",
-                 tokens_per_minute: int = 0, max_buckets: int = 100_000) -> None:
-        """`storage`: a `limits.aio` storage (Redis), or None for windows in this process."""
+                 tokens_per_minute: int = 0, max_buckets: int = 100_000,
+                 routed: dict[str, str] | None = None,
+                 tier_ids: dict[str, str] | None = None) -> None:
+        """`storage`: a `limits.aio` storage (Redis), or None for windows in this process.
+        `routed` and `tier_ids`: the routed models' limits and tier ids (`routed_limits`)."""
         self.storage = storage
         self.memory = MemoryWindows(max_buckets) if storage is None else None
         self.limiter: Any = None
@@ -180,6 +211,8 @@ class RateLimiter:
 
             self.limiter = MovingWindowRateLimiter(storage)
         self.overrides = overrides or {}
+        self.routed = routed or {}
+        self.tier_ids = tier_ids or {}
         self.item_limit = _parse(item_limit, "ITEM_RATE_LIMIT")
         self.text_limit = _parse(text_limit, "TEXT_RATE_LIMIT")
         self.predict_limit = _parse(predict_limit, "PREDICT_RATE_LIMIT")
@@ -188,10 +221,13 @@ class RateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
-        options = {"item_limit": settings.item_rate_limit, "text_limit": settings.text_rate_limit,
-                   "predict_limit": settings.predict_rate_limit,
-                   "tokens_per_minute": settings.tokens_per_minute,
-                   "max_buckets": settings.rate_limit_max_buckets}
+        options: dict[str, Any] = {
+            "item_limit": settings.item_rate_limit, "text_limit": settings.text_rate_limit,
+            "predict_limit": settings.predict_rate_limit,
+            "tokens_per_minute": settings.tokens_per_minute,
+            "max_buckets": settings.rate_limit_max_buckets}
+        if settings.upstreams_file is not None:
+            options["routed"], options["tier_ids"] = routed_limits(settings.upstreams_file)
         overrides = parse_rate_limits(settings.rate_limits)
         if settings.redis_url:
             from limits.aio.storage import RedisStorage
@@ -205,10 +241,12 @@ class RateLimiter:
         return cls(None, overrides, **options)
 
     def limit_for(self, model: str) -> RateLimitItem:
-        """The limit that applies to `model` (override, then `*`, then the size tier)."""
+        """The limit that applies to `model`: its override, its routed `rate_limit`, `*`,
+        then the size tier (of its `tier_ids` entry for a routed model)."""
         item = self._items.get(model)
         if item is None:
-            text = self.overrides.get(model) or self.overrides.get("*") or tier_for(model)
+            text = (self.overrides.get(model) or self.routed.get(model)
+                    or self.overrides.get("*") or tier_for(self.tier_ids.get(model, model)))
             item = self._items[model] = _parse(text, "RATE_LIMITS")
         return item
 

@@ -51,7 +51,11 @@ _HEALTH_TIMEOUT = 3.0  # seconds; /health must answer quickly even if the upstre
 
 
 class OpenAIEngine(Engine):
-    """Generates through an upstream OpenAI-compatible HTTP server."""
+    """Generates through an upstream OpenAI-compatible HTTP server.
+
+    A request naming a `model` (one the upstream lists at `/models`) is sent for that model;
+    one naming none, for the engine's `model_id`.
+    """
 
     supports_logprobs = True
     supports_constraints = True
@@ -183,7 +187,7 @@ class OpenAIEngine(Engine):
 
     async def _generate(self, request: GenerationRequest) -> GenerationResult:
         request.validate()
-        body = request_body(request, self.model_id, stream=False)
+        body = request_body(request, request.model or self.model_id, stream=False)
         self.in_flight += 1
         try:
             resp = await self.upstream.send("POST", _path(request), body)
@@ -195,7 +199,7 @@ class OpenAIEngine(Engine):
         if request.n != 1:
             raise InvalidInputError("streaming takes n=1")
         request.validate()
-        body = request_body(request, self.model_id, stream=True)
+        body = request_body(request, request.model or self.model_id, stream=True)
         self.in_flight += 1
         self._streams.add(request.request_id)
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from fastapi import APIRouter
 
+from evalserve.engines.router import RouterHealth
 from evalserve.server.deps import StateDep
 
 router = APIRouter(tags=["health"])
@@ -13,9 +15,10 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 async def health(state: StateDep) -> dict:
-    """Seed 000 shape: status, model_loaded, gpu_available, active_jobs."""
+    """Seed 000 shape: status, model_loaded, gpu_available, active_jobs; with
+    `UPSTREAMS_FILE`, also `upstreams`: every routed endpoint, in rotation or out."""
     info = await state.engine.health() if state.loaded else None
-    return {
+    body = {
         "status": "healthy" if state.loaded else ("error" if state.engine_error else "loading"),
         "model_loaded": bool(info and info.loaded),
         "gpu_available": bool(info and info.gpu_available),
@@ -23,6 +26,9 @@ async def health(state: StateDep) -> dict:
         "model": state.engine.model_id,
         "timestamp": time.time(),
     }
+    if isinstance(info, RouterHealth):
+        body["upstreams"] = [dataclasses.asdict(e) for e in info.endpoints]
+    return body
 
 
 @router.get("/healthz")

@@ -53,7 +53,8 @@ async def serve_chat(state: AppState, body: ChatCompletionRequest, caller: Calle
     check_support(call.engine, k, sampling["constraint"])
     if body.stream:
         return await _stream(call, body, messages, sampling, k)
-    request = GenerationRequest(messages=messages, n=body.n, logprobs=k, **sampling)
+    request = GenerationRequest(messages=messages, model=call.model, n=body.n, logprobs=k,
+                                **sampling)
     result = await call.run(call.engine.generate(request))
     choices = [{
         "index": out.index,
@@ -71,7 +72,7 @@ async def serve_chat(state: AppState, body: ChatCompletionRequest, caller: Calle
 
 async def _stream(call: Call, body: ChatCompletionRequest, messages: list[dict[str, Any]],
                   sampling: dict[str, Any], k: int | None) -> Response:
-    requests = [GenerationRequest(messages=messages, logprobs=k, **{
+    requests = [GenerationRequest(messages=messages, model=call.model, logprobs=k, **{
         **sampling, "seed": None if body.seed is None else body.seed + i}) for i in range(body.n)]
     stream = merge_streams(call.engine, requests)
     first = await first_delta(stream, call)

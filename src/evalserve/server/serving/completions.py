@@ -55,8 +55,8 @@ async def serve_completion(state: AppState, body: CompletionRequest, caller: Cal
     check_support(call.engine, body.logprobs, sampling["constraint"])
     if body.stream:
         return await _stream(call, body, prompts, sampling)
-    requests = [GenerationRequest(prompt=p, n=body.n, logprobs=body.logprobs, **sampling)
-                for p in prompts]
+    requests = [GenerationRequest(prompt=p, model=call.model, n=body.n, logprobs=body.logprobs,
+                                  **sampling) for p in prompts]
     results = await call.run(call.engine.generate_many(requests))
     choices = []
     for p, (prompt, result) in enumerate(zip(prompts, results)):
@@ -83,7 +83,8 @@ async def _stream(call: Call, body: CompletionRequest, prompts: list[str],
     for prompt in prompts:
         for i in range(body.n):
             seed = None if body.seed is None else body.seed + i
-            requests.append(GenerationRequest(prompt=prompt, logprobs=body.logprobs,
+            requests.append(GenerationRequest(prompt=prompt, model=call.model,
+                                              logprobs=body.logprobs,
                                               **{**sampling, "seed": seed}))
     stream = merge_streams(call.engine, requests)
     first = await first_delta(stream, call)
