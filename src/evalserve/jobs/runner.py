@@ -33,7 +33,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalserve.engines.base import Engine
 from evalserve.errors import ConflictError, EngineUnavailableError, StorageFullError
@@ -48,9 +48,13 @@ from evalserve.jobs.models import Job, JobStatus, ResultRow
 from evalserve.jobs.progress import ProgressTracker
 from evalserve.jobs.retry import RetryPolicy
 from evalserve.jobs.slots import FairSlots
+from evalserve.jobs.spans import traced_engine, traced_item, traced_job
 from evalserve.jobs.store import JobStore, PendingItem, StatusChange
 from evalserve.jobs.writer import JobBatches, ResultWriter
 from evalserve.redact import redact_text
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 __all__ = ["JobRunner"]
 
@@ -69,7 +73,7 @@ _CANCEL_CHECK_SECONDS = 1.0
 class JobRunner:
     """Schedules jobs from `store` onto the engine that `engine_provider` returns once ready.
 
-    `sleep` and `rand` drive every backoff (tests pass instant ones)."""
+    `sleep` and `rand` drive every backoff (tests pass instant ones); `tracer`: jobs/spans.py"""
 
     def __init__(
         self,
@@ -84,6 +88,7 @@ class JobRunner:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -92,6 +97,7 @@ class JobRunner:
         self.item_hooks = tuple(item_hooks)
         self.finish_hooks = tuple(finish_hooks)
         self.clock = clock
+        self.tracer = tracer
         cfg = self.config
         self.item_retry = RetryPolicy(cfg.item_retries, cfg.item_retry_backoff_seconds,
                                       sleep, rand)
@@ -223,7 +229,8 @@ class JobRunner:
             for job in admit(candidates, [ex.job for ex in self._running.values()], limit):
                 ex = Execution(job)
                 self._running[job.id] = ex
-                task = asyncio.create_task(self._run_job(ex), name=f"job-{job.id}")
+                task = asyncio.create_task(traced_job(self.tracer, ex, self._run_job(ex)),
+                                           name=f"job-{job.id}")
                 self._job_tasks.add(task)
                 task.add_done_callback(self._job_tasks.discard)
 
@@ -233,7 +240,8 @@ class JobRunner:
             self._busy_since, self._busy_items = self.clock(), 0
         try:
             assert self.engine is not None and self.slots is not None
-            grader = self.kit.grader(self.engine, job.rubric, job.options)
+            grader = self.kit.grader(traced_engine(self.tracer, self.engine), job.rubric,
+                                     job.options)
             if not await self._mark_running(job):
                 return
             tracker = ProgressTracker(job.total, job.completed, job.started_at,
@@ -256,7 +264,8 @@ class JobRunner:
                         break
                     if not await ex.wait_room():
                         break
-                    task = asyncio.create_task(self._grade(ex, grader, pending))
+                    task = asyncio.create_task(traced_item(self.tracer, job, pending,
+                                                           self._grade(ex, grader, pending)))
                     ex.tasks.add(task)
                     task.add_done_callback(ex.tasks.discard)
             while ex.tasks:
@@ -308,7 +317,7 @@ class JobRunner:
     async def _read(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         return await self.store_retry.run(what, fn)
 
-    async def _grade(self, ex: Execution, grader: Grader, pending: PendingItem) -> None:
+    async def _grade(self, ex: Execution, grader: Grader, pending: PendingItem) -> ResultRow | None:
         assert ex.batches is not None and ex.room is not None
         try:
             assert self.slots is not None
@@ -321,6 +330,7 @@ class JobRunner:
             ex.commits.add(future)
             future.add_done_callback(ex.commits.discard)
             await asyncio.shield(future)
+            return row
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # job-level: the engine is gone or the store failed

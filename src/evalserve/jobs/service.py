@@ -31,6 +31,7 @@ from evalserve.jobs.progress import estimate_seconds
 from evalserve.jobs.runner import JobRunner
 from evalserve.jobs.store import JobStore, job_not_found
 from evalserve.jobs.validation import validate_items
+from evalserve.tracing import current_traceparent
 
 __all__ = ["JobService", "Submission", "database_path"]
 
@@ -159,7 +160,8 @@ class JobService:
         if track is not None and not isinstance(track, dict):
             raise InvalidInputError("track must be an object of tracking options")
         name, rubric_dump = self.kit.load_rubric(rubric)
-        options = JobOptions(metrics=list(metrics or []), track=track, **await panel_options(
+        options = JobOptions(metrics=list(metrics or []), track=track,
+                             traceparent=current_traceparent(), **await panel_options(
             self.kit, self.engine, name, rubric_dump, judges=judges, aggregate=aggregate,
             min_successful=min_successful, samples=samples, reducer=reducer,
             temperature=temperature))

@@ -3,6 +3,10 @@ reverse. Each gets what it needs as arguments and is published in the typed `Ser
 
 In start order:
 
+0. tracing, when `build_app` made a tracer provider (`evalserve.tracing`): httpx is
+   instrumented (upstream calls are client spans carrying `traceparent`); at exit, after
+   every other component closed, httpx is uninstrumented and the provider flushed and shut
+   down;
 1. the engine, loading in the background (`GET /` and `/health` answer at once: 503
    `loading` until it is ready); closed last;
 2. the response cache (`Services.response_cache`; none with `CACHE_TTL_SECONDS=0`);
@@ -13,7 +17,8 @@ In start order:
    (`Services.metrics`);
 7. the job service (`Services.jobs`), its runner given the item hooks (metrics, the tracked
    inputs, the `items_graded` counter) and the finish hook (MLflow runs of tracked jobs)
-   before it starts, so jobs resumed at start-up get them too.
+   before it starts, so jobs resumed at start-up get them too; and the tracer, when tracing
+   is on.
 
 At exit every lifespan field of `Services` is None again.
 """
@@ -25,6 +30,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from evalserve.jobs.extensions import ItemHook
 from evalserve.jobs.grading import JudgeKit
@@ -37,7 +43,12 @@ from evalserve.server.ratelimit import RateLimiter
 from evalserve.server.state import AppState, Services
 from evalserve.server.telemetry import metrics_server
 from evalserve.server.warmup import warmup
+from evalserve.tracing import tracer_of
 from evalserve.tracking.jobs import TrackedJobLogger, remember_inputs
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 __all__ = ["run_components"]
 
@@ -45,11 +56,14 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def run_components(state: AppState) -> AsyncIterator[Services]:
+async def run_components(state: AppState,
+                         tracer_provider: TracerProvider | None = None) -> AsyncIterator[Services]:
     """Start every component for `state` (see the module doc); close them in reverse at exit."""
     settings, services = state.settings, state.components
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(_clear, services)  # runs last, after every close
+        if tracer_provider is not None:
+            await stack.enter_async_context(_tracing(tracer_provider))
         await stack.enter_async_context(_engine(state))
         services.response_cache = create_cache(settings)
         if services.response_cache is not None:
@@ -62,13 +76,13 @@ async def run_components(state: AppState) -> AsyncIterator[Services]:
         services.warmup_done = await stack.enter_async_context(
             warmup(settings, state.wait_engine))
         services.metrics = build_metrics_service(settings, state.wait_engine)
-        services.jobs = _build_jobs(state, services.metrics)
+        services.jobs = _build_jobs(state, services.metrics, tracer_of(tracer_provider))
         await services.jobs.start()
         stack.push_async_callback(services.jobs.close)
         yield services
 
 
-def _build_jobs(state: AppState, metrics: MetricsService) -> JobService:
+def _build_jobs(state: AppState, metrics: MetricsService, tracer: Tracer | None) -> JobService:
     """The job service on the app's engine (waiting for it to load), with its hooks."""
     settings = state.settings
     kit = JudgeKit.from_settings(settings)
@@ -78,7 +92,24 @@ def _build_jobs(state: AppState, metrics: MetricsService) -> JobService:
     if state.components.telemetry is not None:
         item_hooks.append(state.components.telemetry.count_graded)
     return JobService.from_settings(settings, state.engine, engine_provider=state.wait_engine,
-                                    kit=kit, item_hooks=item_hooks, finish_hooks=[tracking])
+                                    kit=kit, item_hooks=item_hooks, finish_hooks=[tracking],
+                                    runner_options={"tracer": tracer})
+
+
+@contextlib.asynccontextmanager
+async def _tracing(provider: TracerProvider) -> AsyncIterator[None]:
+    """httpx traced with `provider` until exit; then the provider flushed and shut down (in a
+    thread: exporting may wait on the collector)."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    # process-wide: it patches httpx's transports, so one traced app per process
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        yield
+    finally:
+        instrumentor.uninstrument()
+        await asyncio.to_thread(provider.shutdown)
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,13 @@ is `routes/prometheus.py`).
 
 Other components record through the app's `Services.telemetry`; the job runner counts graded
 items through its `count_graded` item hook.
+
+Replicas: `evalserve_replica_info{replica, version} 1` names the replica behind each scrape
+target (`REPLICA_ID`, else `<hostname>-<pid>`: the traces' `service.instance.id`). It is an
+info metric, not a `replica` label on every series, as Prometheus' exporter guidelines ask:
+the scrape already labels every series with its target (`instance`, or the pod from service
+discovery), and a query that wants the replica's name joins it on the target
+(`... * on (instance) group_left (replica) evalserve_replica_info`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ if TYPE_CHECKING:
     from evalserve.engines.base import Engine
     from evalserve.settings import Settings
 
+from evalserve import __version__
+from evalserve.tracing import replica_name
+
 __all__ = ["Telemetry", "install_telemetry", "metrics_server"]
 
 log = logging.getLogger(__name__)
@@ -37,11 +47,12 @@ class Telemetry:
         engine: the app's engine (its queue is read at scrape time).
         loaded: whether the engine is ready now.
         active_jobs: queued + running jobs now.
+        replica: this replica's name (`REPLICA_ID`); None: `<hostname>-<pid>`.
     """
 
     def __init__(self, engine: Engine, *, loaded: Callable[[], bool],
-                 active_jobs: Callable[[], int]) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+                 active_jobs: Callable[[], int], replica: str | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
         self.registry: CollectorRegistry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -71,6 +82,10 @@ class Telemetry:
             "evalserve_http_request_seconds", "HTTP request latency (until the headers).",
             ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r)
         self.items_graded = Counter("evalserve_items_graded", "Job items graded.", registry=r)
+        self.replica = replica_name(replica)
+        Info("evalserve_replica", "The replica behind this target (REPLICA_ID, else "
+             "<hostname>-<pid>); join on instance to name any series' replica.",
+             registry=r).info({"replica": self.replica, "version": __version__})
         r.register(_LiveCollector(engine, loaded, active_jobs))
 
     def observe_generation(self, model: str, endpoint: str, seconds: float,
