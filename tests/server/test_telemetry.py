@@ -180,3 +180,23 @@ async def test_metrics_port_binds_metrics_host(settings, monkeypatch) -> None:  
     async with metrics_server(unset, app.state.evalserve.components.telemetry):
         pass
     assert bound[1][0] == "127.0.0.2"  # unset: HOST
+
+
+async def test_each_replica_names_itself_in_an_info_metric(settings) -> None:  # noqa: ANN001
+    """`evalserve_replica_info{replica}` tells the replicas' scrapes apart (REPLICA_ID, else
+    `<hostname>-<pid>`, the traces' `service.instance.id`)."""
+    import os
+    import socket
+
+    from evalserve import __version__
+
+    async with contextlib.AsyncExitStack() as stack:
+        _, a = await stack.enter_async_context(
+            running_app(make_settings(settings, replica_id="replica-a")))
+        _, b = await stack.enter_async_context(running_app(make_settings(settings)))
+        snap_a, snap_b = await scrape(a), await scrape(b)
+    info = [(name, dict(labels)) for (name, labels), v in snap_a.items()
+            if name == "evalserve_replica_info" and v == 1]
+    assert info == [("evalserve_replica_info", {"replica": "replica-a", "version": __version__})]
+    assert value(snap_b, "evalserve_replica_info", replica=f"{socket.gethostname()}-{os.getpid()}",
+                 version=__version__) == 1
