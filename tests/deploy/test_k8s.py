@@ -4,9 +4,11 @@ fields rejected), and the objects fit together and fit evalserve (settings, rout
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import yaml
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -16,6 +18,7 @@ from evalserve.server.auth import OPEN_PATHS
 from evalserve.settings import Settings, load_settings
 from tests.conftest import ROOT
 from tests.deploy.k8s_models import load_documents, validate
+from tests.deploy.live import serving
 from tests.deploy.variables import DEPLOY, known_variables
 from tests.fakes import ScriptedEngine
 
@@ -123,6 +126,25 @@ def test_evalserve_sets_only_real_settings_and_they_parse(monkeypatch: pytest.Mo
     for url, name in ((parsed.redis_url, "redis"), (parsed.vllm_endpoint, "vllm")):
         parts = urlsplit(url)
         assert (parts.hostname, parts.port) == (name, services[name]["spec"]["ports"][0]["port"])
+
+
+def test_every_container_of_the_evalserve_image_sets_only_real_settings() -> None:
+    containers = [c for _, d in DOCS if d["kind"] == "Deployment"
+                  for key in ("initContainers", "containers")
+                  for c in d["spec"]["template"]["spec"].get(key, [])
+                  if c["image"].split(":")[0] == "evalserve"]
+    assert len(containers) >= 2  # evalserve itself and vLLM's weights download
+    for container in containers:
+        assert {e["name"] for e in container.get("env", [])} - known_variables() == set()
+
+
+def test_the_hpa_note_names_metrics_that_metrics_exposes(settings: Settings) -> None:
+    named = set(re.findall(r"\bevalserve_\w+", (K8S / "hpa.yaml").read_text()))
+    assert named
+    with serving(settings, ScriptedEngine(lambda request: "")) as port:
+        exposition = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    exposed = set(re.findall(r"^# TYPE (\w+) ", exposition, re.M))
+    assert named <= exposed
 
 
 def test_the_database_url_comes_from_the_secret() -> None:
