@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
+import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,6 +88,17 @@ def test_the_kustomization_applies_every_manifest_but_the_secret_example() -> No
     assert kustomization["kind"] == "Kustomization"
     listed = set(kustomization["resources"])
     assert listed == {p.name for p in MANIFESTS} - {"secret.example.yaml"}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_kustomize_renders_the_same_valid_objects() -> None:
+    rendered = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True,
+                              text=True, timeout=60, check=True).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        validate(doc)
+    ours = {(d["kind"], d["metadata"]["name"]) for name, d in DOCS if name != "secret.example.yaml"}
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} == ours
 
 
 def test_selectors_pick_the_pods_and_ports_they_name() -> None:
