@@ -126,7 +126,7 @@ class Fleet:
             return OpenAIEngine(endpoint.url, api_key=endpoint.api_key,
                                 model=endpoint.upstream_model or model, timeout=timeout,
                                 retries=0, capacity=endpoint.max_concurrency,
-                                transport=httpx.MockTransport(fake))
+                                transport=httpx.MockTransport(fake), routed=True)
 
         self.router = RouterEngine(UpstreamsConfig.model_validate(config), clock=self.clock,
                                    engine_factory=factory)

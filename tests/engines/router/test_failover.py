@@ -10,7 +10,6 @@ import pytest
 
 from evalserve.engines.base import GenerationRequest
 from evalserve.errors import (
-    EngineUnavailableError,
     InvalidInputError,
     RateLimitError,
     UpstreamError,
@@ -86,11 +85,22 @@ async def test_when_nothing_answers_the_last_error_keeps_its_status() -> None:
         await fleet.router.generate(ask())
     assert info.value.status == 504
     assert f"every endpoint failed (judge at {A}, judge at {B})" in info.value.message
-    # both are out of rotation now: 503 until a probe brings one back
-    with pytest.raises(EngineUnavailableError, match="no endpoint is in rotation"):
-        await fleet.router.generate(ask())
-    fleet[A].mode = "5xx"
     assert not (await fleet.router.health()).loaded
+    # both out of rotation: the next request still tries each once, as a last resort
+    fleet[B].mode = "5xx"
+    with pytest.raises(UpstreamError, match="upstream 503") as info:
+        await fleet.router.generate(ask())
+    assert info.value.status == 502 and (fleet[A].count, fleet[B].count) == (2, 2)
+
+
+async def test_an_endpoint_out_of_rotation_that_answers_a_last_resort_is_back_in() -> None:
+    fleet = Fleet(models(("judge", [A], ["spare"]), ("spare", [B])))
+    fleet[A].mode = fleet[B].mode = "down"
+    with pytest.raises(UpstreamError):
+        await fleet.router.generate(ask())
+    fleet[B].mode = "ok"  # back before any probe noticed
+    assert (await fleet.router.generate(ask())).text == B
+    assert fleet.endpoint(B).healthy and not fleet.endpoint(A).healthy
 
 
 async def test_a_failure_while_others_wait_for_a_slot_sends_them_on() -> None:

@@ -56,6 +56,18 @@ async def test_an_endpoint_out_is_probed_with_backoff_and_back_in_when_it_answer
     assert fleet[A].count == 1  # back in rotation, and least loaded
 
 
+async def test_an_endpoint_answering_requests_is_not_checked() -> None:
+    fleet = Fleet(models(("judge", [A]), **TIMING))
+    prober, clock = fleet.router.prober, fleet.clock
+    await prober.check_due()
+    fleet[A].models_hang = True  # /models is slow under load, requests still answer
+    clock.advance(60)
+    await fleet.router.generate(ask())
+    clock.advance(40)  # the regular check is due, but a request succeeded 40 s ago
+    assert await prober.check_due() == 60.0
+    assert fleet[A].probes == 1 and fleet.endpoint(A).healthy
+
+
 @pytest.mark.parametrize("failure", ["down", "slow"])
 async def test_an_endpoint_in_rotation_is_checked_each_interval_and_out_when_it_fails(
         failure: str) -> None:

@@ -63,13 +63,17 @@ class UpstreamClient:
     """Sends requests to an OpenAI-compatible server, with retries and our error types.
 
     `pool` sizes the connection pool (twice that many connections, at least 16). httpx is
-    imported when the first request is sent.
+    imported when the first request is sent. `routed`: an endpoint of `UPSTREAMS_FILE` (the
+    router retries elsewhere), so messages point there rather than at `VLLM_ENDPOINT` and
+    `UPSTREAM_RETRIES`.
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 120.0,
                  retries: int = 2, backoff: float = 0.25, pool: int = 32,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 routed: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
+        self.routed = routed
         self.api_key = api_key
         self.timeout = timeout
         self.retries = retries
@@ -129,7 +133,7 @@ class UpstreamClient:
                     continue
                 raise UpstreamTimeoutError(
                     f"the upstream server did not answer within {self.timeout:g} s "
-                    f"(UPSTREAM_TIMEOUT), {_tries(self.retries)}") from None
+                    f"{self._tries()}") from None
             except httpx.TransportError as exc:
                 if attempt < self.retries:
                     attempt += 1
@@ -137,8 +141,7 @@ class UpstreamClient:
                     continue
                 # the exception text may quote the URL (and so its credentials): not shown
                 raise UpstreamError(f"the upstream server cannot be reached "
-                                    f"({type(exc).__name__}), {_tries(self.retries)}; check "
-                                    "VLLM_ENDPOINT") from None
+                                    f"({type(exc).__name__}){self._check()}") from None
             if resp.status_code < 400:
                 return resp
             if stream:
@@ -150,6 +153,16 @@ class UpstreamClient:
                 continue
             raise self.error(resp)
 
+    def _tries(self) -> str:
+        if self.routed:
+            return "(the endpoint's timeout in UPSTREAMS_FILE)"
+        return f"(UPSTREAM_TIMEOUT), {_tries(self.retries)}"
+
+    def _check(self) -> str:
+        if self.routed:
+            return "; check the endpoint's url in UPSTREAMS_FILE"
+        return f", {_tries(self.retries)}; check VLLM_ENDPOINT"
+
     def error(self, resp: httpx.Response) -> EvalserveError:
         """Our error for a failed upstream response, keeping the upstream's message."""
         status, message = resp.status_code, _error_message(resp)
@@ -160,8 +173,9 @@ class UpstreamClient:
             exc.status = status
             return exc
         if status in (401, 403):
+            key = "the endpoint's api_key in UPSTREAMS_FILE" if self.routed else "OPENAI_API_KEY"
             return UpstreamError(f"the upstream server refused our credentials "
-                                 f"({status}: {message}); check OPENAI_API_KEY")
+                                 f"({status}: {message}); check {key}")
         if status == 429:
             return RateLimitError(f"upstream: {message}",
                                   retry_after=int(_retry_after(resp) or 1))

@@ -62,11 +62,12 @@ class OpenAIEngine(Engine):
 
     def __init__(self, base_url: str, *, api_key: str | None = None, model: str | None = None,
                  timeout: float = 120.0, retries: int = 2, capacity: int = 32,
-                 backoff: float = 0.25, transport: httpx.AsyncBaseTransport | None = None
-                 ) -> None:
+                 backoff: float = 0.25, transport: httpx.AsyncBaseTransport | None = None,
+                 routed: bool = False) -> None:
+        """`routed`: an endpoint of the router (`UPSTREAMS_FILE`); see `UpstreamClient`."""
         self.upstream = UpstreamClient(base_url, api_key=api_key, timeout=timeout,
                                        retries=retries, backoff=backoff, pool=capacity,
-                                       transport=transport)
+                                       transport=transport, routed=routed)
         self.configured_model = model
         self.capacity = capacity
         self._model: str | None = None

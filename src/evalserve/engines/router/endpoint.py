@@ -72,6 +72,8 @@ class Endpoint:
         self.next_check = 0.0
         self.checking = False
         self.last_error: str | None = None
+        self.last_ok: float | None = None
+        """When a request last succeeded here (a recent success stands in for a check)."""
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.model} {self.url} {'in' if self.healthy else 'out'}>"
@@ -89,6 +91,15 @@ class Endpoint:
     def routed(self, request: GenerationRequest) -> GenerationRequest:
         """`request` as this endpoint knows it: its `upstream_model`, same request id."""
         return dataclasses.replace(request, model=self.upstream_model)
+
+    def succeeded(self, now: float) -> bool:
+        """A request answered: proof of life. True if that brought it back in rotation."""
+        self.last_ok = now
+        return not self.healthy and self.restore(now)
+
+    def recently_ok(self, now: float) -> bool:
+        """Answered a request within the check interval: no need to check it now."""
+        return self.last_ok is not None and now - self.last_ok < self.policy.interval
 
     def take_out(self, reason: str, now: float) -> bool:
         """Out of rotation until a probe succeeds; True if it was in rotation."""

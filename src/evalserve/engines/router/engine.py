@@ -4,9 +4,11 @@ endpoints (vLLM replicas, llama.cpp's server, another evalserve), with failover.
 A request is routed by `GenerationRequest.model` (None: the default model) to the least-loaded
 endpoint in rotation (`pool.py`). A connection error, timeout, 5xx or malformed answer takes
 that endpoint out of rotation and the request is sent to another endpoint, then to the model's
-fallbacks; a 429 is tried elsewhere without taking the endpoint out; a client error (other
-4xx) is passed on, not retried. A stream is failed over only until its first token: once text
-reached the client it cannot be taken back, so a stream that breaks later ends with the error.
+fallbacks; a 429 is tried elsewhere without taking the endpoint out; a client error (other 4xx)
+is passed on, not retried. When no endpoint in rotation is left, those out of rotation are
+tried as a last resort, and one that answers is back in rotation. A stream is failed over only
+until its first token: once text reached the client it cannot be taken back, so a stream that
+breaks later ends with the error.
 Each endpoint is an `OpenAIEngine` with its own retries off, so the router decides.
 """
 
@@ -52,7 +54,7 @@ def openai_engine(config: EndpointConfig, model: str, timeout: float) -> OpenAIE
     return OpenAIEngine(config.url, api_key=config.api_key,
                         model=config.upstream_model or model,
                         timeout=config.timeout or timeout, retries=0,
-                        capacity=config.max_concurrency)
+                        capacity=config.max_concurrency, routed=True)
 
 
 @dataclass
@@ -108,6 +110,10 @@ class RouterEngine(Engine):
         """An endpoint went in or out: waiting requests look again, the prober reschedules."""
         self.pools[endpoint.model].wake()
         self.prober.wake()
+
+    def _succeeded(self, endpoint: Endpoint) -> None:
+        if endpoint.succeeded(self.clock()):
+            self._changed(endpoint)
 
     @property
     def model_id(self) -> str:
@@ -169,7 +175,9 @@ class RouterEngine(Engine):
             while rid not in self._aborted and (endpoint := await attempt.next()) is not None:
                 self._active[rid] = endpoint
                 try:
-                    return await endpoint.engine.generate(endpoint.routed(request))
+                    result = await endpoint.engine.generate(endpoint.routed(request))
+                    self._succeeded(endpoint)
+                    return result
                 except EvalserveError as exc:
                     if not fails_over(exc):
                         raise
@@ -200,7 +208,9 @@ class RouterEngine(Engine):
                     async with contextlib.aclosing(
                             endpoint.engine.stream(endpoint.routed(request))) as deltas:
                         async for delta in deltas:
-                            started = True
+                            if not started:
+                                started = True
+                                self._succeeded(endpoint)
                             yield delta
                     return
                 except EvalserveError as exc:

@@ -5,7 +5,8 @@ A request goes to the least-loaded endpoint in rotation with a free slot (in-fli
 ties go to the one sent the fewest requests per weight, so the split follows the weights even
 one request at a time). When every endpoint in rotation is at `max_concurrency` the request
 waits for a slot; when none is in rotation (or each has failed this request) it moves on to
-the model's fallbacks.
+the model's fallbacks. When nothing in rotation could answer, the endpoints out of rotation
+are tried too, once each (a probe may not have noticed one came back).
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ class Pool:
                 best = endpoint
         return best
 
+    def pick_out_of_rotation(self, tried: set[int]) -> Endpoint | None:
+        """The least-loaded endpoint out of rotation with a free slot, not in `tried`, its slot
+        taken: the last resort when nothing in rotation could answer."""
+        spare = [e for e in self.endpoints if not e.healthy and id(e) not in tried
+                 and e.in_flight < e.max_concurrency]
+        if not spare:
+            return None
+        endpoint = min(spare, key=lambda e: e.load)
+        endpoint.in_flight += 1
+        endpoint.sent += 1
+        return endpoint
+
     def _candidates(self, tried: set[int]) -> bool:
         return any(e.healthy and id(e) not in tried for e in self.endpoints)
 
@@ -126,13 +139,20 @@ class Attempt:
         self._at = 0
 
     async def next(self) -> Endpoint | None:
-        """The next endpoint to send to (its slot taken), or None when none is left."""
+        """The next endpoint to send to (its slot taken), or None when none is left: those in
+        rotation first, then, as a last resort, those out of it (a request fails only when
+        every endpoint of its chain failed it)."""
         while self._at < len(self.chain):
             endpoint = await self.chain[self._at].acquire(self.tried)
             if endpoint is not None:
                 self.tried.add(id(endpoint))
                 return endpoint
             self._at += 1
+        for pool in self.chain:
+            endpoint = pool.pick_out_of_rotation(self.tried)
+            if endpoint is not None:
+                self.tried.add(id(endpoint))
+                return endpoint
         return None
 
     def failed(self, endpoint: Endpoint, exc: EvalserveError) -> None:

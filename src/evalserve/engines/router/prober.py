@@ -1,11 +1,12 @@
 """Health checks of the router's endpoints on `GET /models`.
 
-An endpoint in rotation is checked every `health_check_interval` seconds and taken out when a
-check fails; one out of rotation (a failed check or a failed request took it out) is probed
-after `probe_backoff` seconds, the wait doubling after each failed probe up to
-`probe_backoff_max`, and is back in rotation as soon as a probe answers. `check_due` does one
-round at the router's clock, so tests drive it with a fake clock and no sleeps; `run` is the
-background loop.
+An endpoint in rotation is checked every `health_check_interval` seconds (unless a request
+succeeded there within that time: a busy endpoint answering requests is alive, however slow its
+`/models` under load) and taken out when a check fails; one out of rotation (a failed check or
+a failed request took it out) is probed after `probe_backoff` seconds, the wait doubling after
+each failed probe up to `probe_backoff_max`, and is back in rotation as soon as a probe
+answers. `check_due` does one round at the router's clock, so tests drive it with a fake clock
+and no sleeps; `run` is the background loop.
 """
 
 from __future__ import annotations
@@ -67,7 +68,14 @@ class Prober:
     async def check_due(self) -> float:
         """Check every endpoint that is due, concurrently; the seconds until the next is due."""
         now = self.clock()
-        due = [e for e in self.endpoints if e.next_check <= now and not e.checking]
+        due = []
+        for endpoint in self.endpoints:
+            if endpoint.next_check > now or endpoint.checking:
+                continue
+            if endpoint.healthy and endpoint.recently_ok(now):  # busy serving: alive
+                endpoint.next_check = endpoint.last_ok + endpoint.policy.interval  # type: ignore[operator]
+            else:
+                due.append(endpoint)
         if due:
             await asyncio.gather(*(self.check(e) for e in due))
         pending = [e.next_check for e in self.endpoints if not e.checking]
