@@ -29,6 +29,9 @@ _BY_STATE = {
     "40P01": "a concurrent transaction deadlocked with this one",
     "55P03": "another session holds a lock this one waited for",
 }
+#: What libpq says when the server refuses the login itself (its connect errors have no
+#: SQLSTATE).
+_REFUSED_LOGIN = ("authentication failed", "does not exist", "no pg_hba.conf entry")
 _BY_CLASS = {
     "08": "the connection to PostgreSQL failed",
     "53": "PostgreSQL lacks the resources (disk, memory or connections)",
@@ -75,11 +78,16 @@ def storage_fault(exc: BaseException, *, writing: bool, where: str, timeout: flo
 
 
 def configuration_fault(exc: BaseException, where: str) -> ConfigurationError | None:
-    """The `ConfigurationError` of a login the server rejected (SQLSTATE class 28) or of a
-    database that does not exist (3D000); None for anything else."""
-    state = getattr(exc, "sqlstate", None)
-    if state is None or not (state.startswith("28") or state == "3D000"):
+    """The `ConfigurationError` of a `DATABASE_URL` the server or libpq refuses: a rejected
+    login, a missing database or role, no `pg_hba.conf` entry (SQLSTATE class 28 and 3D000;
+    libpq reports them at connect time as text only), or a URL libpq cannot parse; None for
+    anything else."""
+    state = getattr(exc, "sqlstate", None) or ""
+    text = str(exc)
+    if not (state.startswith("28") or state == "3D000"
+            or isinstance(exc, psycopg.ProgrammingError)
+            or any(marker in text for marker in _REFUSED_LOGIN)):
         return None
     return ConfigurationError(
         f"PostgreSQL at {where} refused the job store ({_detail(exc)}): fix DATABASE_URL "
-        "(user, password and database must exist; create the database first)")
+        "(its user, password and database must exist: create the database first)")
