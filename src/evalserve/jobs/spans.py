@@ -98,18 +98,13 @@ def traced_engine(tracer: Tracer | None, engine: Engine) -> Engine:
 
 
 class TracedEngine(Engine):
-    """Delegates everything to `inner`; `generate` (and so `generate_many`) runs in an
+    """Delegates the `Engine` seam to `inner`; `generate` (and so `generate_many`) runs in an
     `engine.generate` span. `start` and `close` stay the base's no-ops: the engine's owner
     starts and closes `inner`."""
 
     def __init__(self, inner: Engine, tracer: Tracer) -> None:
         self.inner = inner
         self.tracer = tracer
-
-    def __getattr__(self, name: str) -> Any:  # what an engine has beyond the seam
-        if name == "inner":  # not set yet (e.g. while copying): no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     @property  # type: ignore[override]
     def capacity(self) -> int:
