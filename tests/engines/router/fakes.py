@@ -53,6 +53,8 @@ class FakeEndpoint:
         self.bodies: list[dict[str, Any]] = []
         self.waiting = 0
         self.probes = 0
+        self.reply: str | None = None
+        """The chat answer's text; None: the endpoint's name."""
 
     @property
     def count(self) -> int:
@@ -100,7 +102,7 @@ class FakeEndpoint:
             end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             return httpx.Response(200, headers={"content-type": "text/event-stream"},
                                   content=sse(delta, end, "[DONE]"))
-        return httpx.Response(200, json=chat_reply(self.name, body["model"]))
+        return httpx.Response(200, json=chat_reply(self.reply or self.name, body["model"]))
 
 
 class _Broken(httpx.AsyncByteStream):
