@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.evalserve-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-slow lint bench clean redis
+.PHONY: install run test test-slow lint bench clean redis postgresql
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,17 +31,24 @@ redis:
 		(apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || \
 		echo "warning: redis-server could not be installed; Redis tests will be skipped"; }
 
+# The tests start their own PostgreSQL server (tests/postgres_server.py) from Debian's binaries.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
+			>/dev/null) || \
+		echo "warning: PostgreSQL could not be installed; PostgreSQL tests will be skipped"; }
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts examples
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) redis lint
+test: $(STAMP) redis postgresql lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-slow: $(STAMP) redis
+test-slow: $(STAMP) redis postgresql
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) postgresql
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
