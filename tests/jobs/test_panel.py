@@ -104,3 +104,12 @@ async def test_a_bad_option_is_a_422_naming_it(options: dict, message: str) -> N
         await resolve(**options)
     assert message in info.value.message
     assert info.value.status == 422
+
+
+async def test_every_judge_reads_human_grades_from_the_jobs_field() -> None:
+    kit = JudgeKit()
+    name, rubric = kit.load_rubric(None)
+    rubric = {**rubric, "human_field": "nota_profe"}
+    out = await panel_options(kit, TwoModels(lambda r: answer()), name, rubric,
+                              judges=[{"rubric": "teacher-eval-ca"}, {}])
+    assert [j["rubric"]["human_field"] for j in out["judges"]] == ["nota_profe"] * 2

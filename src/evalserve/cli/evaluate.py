@@ -6,6 +6,12 @@ in a temporary directory); with `--server URL` it submits to `POST /evaluate` an
 to `--out`, and a summary (score distribution, unscored count, mean) followed by the job's
 report (`judge.report.job_report`: agreement with human grades, pairwise, jury, samples), the
 one the job's `complete` event carries, so the numbers are the API's.
+
+Every job option of `POST /evaluate` has its flag, the same both ways: `--judge
+MODEL[:RUBRIC]` (repeatable: a jury), `--aggregate`, `--min-successful`, `--samples`,
+`--reducer`, `--temperature`, `--human-field` (the item field holding the human grade; the
+rubric is sent inline with it) and `--model` (in-process the model to load, MODEL_NAME; with
+`--server` the job's judge model, one the server serves).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evalserve.cli.engine import loaded_engine
-from evalserve.cli.options import EngineOpt, ModelOpt
+from evalserve.cli.options import EngineOpt
 from evalserve.cli.report import print_report
 from evalserve.errors import EngineError, EvalserveError, InvalidInputError
 from evalserve.records import read_records, write_records
@@ -68,8 +74,37 @@ async def _follow(events: AsyncIterator[tuple[str, Any]], total: int,
     return final
 
 
+def judge_spec(spec: str) -> dict[str, Any]:
+    """`--judge MODEL[:RUBRIC]` as a jury judge: `{"model", "rubric"}`, None for a part left
+    empty (the job's model, the job's rubric). The rubric follows the last `:`, so a model
+    whose name has one takes a trailing `:` (`llama3:8b:`) or its rubric."""
+    model, _, rubric = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if not (model or rubric):
+        raise InvalidInputError(f"--judge {spec!r}: give MODEL, MODEL:RUBRIC or :RUBRIC")
+    return {"model": model or None, "rubric": rubric or None}
+
+
+def job_options(judges: list[str] | None, aggregate: str | None, min_successful: int | None,
+                samples: int | None, reducer: str | None, temperature: float | None
+                ) -> dict[str, Any]:
+    """The `POST /evaluate` options these flags give (those not given are left out)."""
+    options = {"judges": [judge_spec(j) for j in judges] if judges else None,
+               "aggregate": aggregate, "min_successful": min_successful, "samples": samples,
+               "reducer": reducer, "temperature": temperature}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def with_human_field(rubric: dict[str, Any], human_field: str | None) -> dict[str, Any]:
+    """`rubric` (a full rubric dict) as an inline rubric reading human grades from
+    `human_field` (unchanged without one)."""
+    if human_field is None:
+        return rubric
+    return {**{k: v for k, v in rubric.items() if k != "hash"}, "human_field": human_field}
+
+
 async def _run_local(settings: Any, items: list[dict], rubric: str | dict | None,
-                     metrics: list[str] | None, console: Console
+                     metrics: list[str] | None, console: Console,
+                     options: dict[str, Any], human_field: str | None
                      ) -> tuple[dict, list[dict], dict]:
     from evalserve.jobs.export import iter_records
     from evalserve.jobs.service import JobService
@@ -80,7 +115,9 @@ async def _run_local(settings: Any, items: list[dict], rubric: str | dict | None
                                                engine)
             await service.start()
             try:
-                sub = await service.submit(items, rubric, metrics=metrics)
+                if human_field is not None:
+                    rubric = with_human_field(service.kit.load_rubric(rubric)[1], human_field)
+                sub = await service.submit(items, rubric, metrics=metrics, **options)
 
                 async def events() -> AsyncIterator[tuple[str, Any]]:
                     async for e in service.follow(sub.job.id):
@@ -94,14 +131,21 @@ async def _run_local(settings: Any, items: list[dict], rubric: str | dict | None
 
 
 async def _run_remote(url: str, token: str | None, items: list[dict], rubric: str | dict | None,
-                      metrics: list[str] | None, console: Console
+                      metrics: list[str] | None, console: Console,
+                      options: dict[str, Any], human_field: str | None
                       ) -> tuple[dict, list[dict], dict]:
     import json
 
     from evalserve.client.jobs import JobsClient
 
     async with JobsClient(url, token) as remote:
-        answer = await remote.submit(items, rubric, metrics=metrics or None)
+        if human_field is not None:
+            full = rubric if isinstance(rubric, dict) else await remote.rubric(
+                rubric or "teacher-eval-ca")
+            if full is None:
+                raise InvalidInputError(f"the server has no rubric named {rubric!r}")
+            rubric = with_human_field(full, human_field)
+        answer = await remote.submit(items, rubric, metrics=metrics or None, **options)
 
         async def events() -> AsyncIterator[tuple[str, Any]]:
             async for message in remote.follow(answer["job_id"]):
@@ -165,7 +209,28 @@ def evaluate(
     max_new_tokens: Annotated[int | None, typer.Option(
         help="Cap on the judge's output tokens (MAX_NEW_TOKENS)")] = None,
     engine: EngineOpt = None,
-    model: ModelOpt = None,
+    model: Annotated[str | None, typer.Option(
+        help="The judge model: in-process the local model directory or .gguf file to load "
+             "(MODEL_NAME); with --server one the server serves (GET /v1/models), the job's "
+             "model (default the served one)")] = None,
+    judge: Annotated[list[str] | None, typer.Option(
+        "--judge", help="A judge of a jury, MODEL[:RUBRIC] (repeatable); an empty MODEL is "
+                        "the job's model, no RUBRIC the job's rubric")] = None,
+    aggregate: Annotated[str | None, typer.Option(
+        help="How the jury's scores become one: mean | median | majority (default mean)")
+    ] = None,
+    min_successful: Annotated[int | None, typer.Option(
+        help="Judges that must score an item (default every judge)")] = None,
+    samples: Annotated[int | None, typer.Option(
+        help="Grade each item this many times (each judge, with --judge)")] = None,
+    reducer: Annotated[str | None, typer.Option(
+        help="How an item's samples become one score: mean | median | mode (default mean)")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option(
+        help="The judge's temperature (> 0 with --samples; default 0.7 then)")] = None,
+    human_field: Annotated[str | None, typer.Option(
+        help="The item field holding the human grade (default the rubric's, human_score)")
+    ] = None,
     prompt_file: Annotated[Path | None, typer.Option(
         help="Judge prompt with {question} and {answer} (seed 004), instead of --rubric")] = None,
     scale: Annotated[str, typer.Option(help="Score scale of --prompt-file, e.g. 1-5")] = "1-5",
@@ -183,11 +248,16 @@ def evaluate(
     console = Console(highlight=False)
     items = read_records(file)
     rubric_spec, prompt_rubric, settings = _tracking_setup(rubric, prompt_file, scale, mlflow)
+    options = job_options(judge, aggregate, min_successful, samples, reducer, temperature)
     if server:
-        coro = _run_remote(server, first_token(token), items, rubric_spec, metrics, console)
+        if model is not None:
+            options["model"] = model
+        coro = _run_remote(server, first_token(token), items, rubric_spec, metrics, console,
+                           options, human_field)
     else:
         settings = load_settings(engine=engine, model_name=model, max_new_tokens=max_new_tokens)
-        coro = _run_local(settings, items, rubric_spec, metrics, console)
+        coro = _run_local(settings, items, rubric_spec, metrics, console, options,
+                          human_field)
     final, records, rubric_info = asyncio.run(coro)
     if out is not None:
         write_records(records, out)

@@ -2,7 +2,8 @@
 
 `evalserve evaluate` prints it after the score distribution: agreement with human grades
 (when items carry them), pairwise win/tie/loss, position consistency and the leaderboard, the
-jury's inter-judge agreement and each judge's, and the samples' self-consistency. It renders
+jury's inter-judge agreement and each judge's, and the samples' self-consistency (each judge's,
+when a jury samples). It renders
 the report as given (the job's own, from its `complete` event, or `job_report` of its
 records): it computes nothing, so the numbers are the API's and the MLflow run's.
 """
@@ -140,6 +141,18 @@ def _samples(console: Console, section: Mapping[str, Any]) -> None:
                   f"{_pct(section.get('agreeing_share'))} of {section.get('compared', 0)} items"
                   + (f", {section['failed_samples']} failed samples"
                      if section.get("failed_samples") else ""))
+    per_judge = section.get("per_judge")
+    if not isinstance(per_judge, Mapping) or not per_judge:
+        return
+    table = Table(title="each judge's self-consistency over its samples")
+    for column in ("judge", "mean spread", "samples agree", "items compared",
+                   "failed samples"):
+        table.add_column(column, justify="left" if column == "judge" else "right")
+    for name, stats in per_judge.items():
+        table.add_row(str(name), _fmt(stats.get("mean_spread")),
+                      _pct(stats.get("agreeing_share")), _fmt(stats.get("compared")),
+                      _fmt(stats.get("failed_samples")))
+    console.print(table)
 
 
 def print_report(console: Console, report: Mapping[str, Any] | None, *,

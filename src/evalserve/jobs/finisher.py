@@ -2,7 +2,8 @@
 
 A completed job's report (`evalserve.judge.report.job_report` of all its records: agreement
 with human grades, pairwise, jury and sampling summaries) is computed once, off the event
-loop, stored with the job and carried by the `complete` event as `"report"`.
+loop (`jobs/reports.py`: records read in small pages, the report in a worker thread), stored
+with the job and carried by the `complete` event as `"report"`.
 
 The end (the last partial batch, finish-hook events, the final event and the status change) is
 one commit through `ResultWriter.announce` (retried there; the last batch counts as announced
@@ -24,7 +25,7 @@ from evalserve.jobs.execution import Execution
 from evalserve.jobs.extensions import FinishHook, finish_events
 from evalserve.jobs.models import EventType, Job, JobStatus
 from evalserve.jobs.progress import ProgressTracker
-from evalserve.jobs.reports import compute_report
+from evalserve.jobs.reports import compute_report, job_records
 from evalserve.jobs.store import JobStore, NewEvent, StatusChange
 from evalserve.jobs.writer import JobBatches, ResultWriter
 
@@ -64,7 +65,7 @@ class JobFinisher:
         except Exception:
             log.exception("announcing job %s's last batch failed; it goes with the end",
                           ex.job.id)
-        records = await self._records(ex.job.id)
+        records = await job_records(self.store, ex.job.id)
         report = ex.job.report = await compute_report(ex.job, records)
         hook_events = await finish_events(self.finish_hooks, ex.job, records) \
             if self.finish_hooks else []
@@ -149,15 +150,3 @@ class JobFinisher:
             return
         job.completed, job.scored, job.unscored = stored.completed, stored.scored, stored.unscored
         job.errors, job.score_sum = stored.errors, stored.score_sum
-
-    async def _records(self, job_id: str) -> list[dict[str, Any]]:
-        """Every stored record of the job, by item index."""
-        records: list[dict[str, Any]] = []
-        after = -1
-        while True:
-            page = await self.store.records(job_id, after, 5000)
-            if not page:
-                return records
-            records.extend(r for _, r in page)
-            after = page[-1][0]
-

@@ -79,6 +79,8 @@ def _juror(kit: JudgeKit, index: int, spec: Any, served: list[str], default_mode
         except EvalserveError as exc:
             raise InvalidInputError(f"{where}.rubric: {exc.message}") from None
     _pointwise(rubric, f"{where}.rubric {rubric_name!r}")
+    # the items' human grades are where the job's rubric says, whatever the judge's says
+    rubric = {**rubric, "human_field": job_rubric.get("human_field") or "human_score"}
     if rubric["scale"] != job_rubric["scale"]:
         raise InvalidInputError(
             f"{where}.rubric {rubric_name!r} scores on {rubric['scale']} but the job's rubric "

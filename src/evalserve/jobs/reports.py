@@ -1,8 +1,11 @@
 """A job's report (`evalserve.judge.report.job_report`): computed once when the job completes,
 stored with it, and its agreement section read or computed on demand.
 
-The computation runs in a worker thread: the bootstrap intervals of the agreement section
-take seconds on 100k items, which must not stall the event loop serving every other request.
+The records are read from the store in small pages (`job_records`: each page's decoding is a
+few milliseconds on the event loop, which serves other requests between pages), and the
+report is computed in a worker thread: on 100k items it takes a few seconds of vectorised
+numpy (`benchmarks/report_speed.py`), which must not stall the loop serving every other
+request.
 """
 
 from __future__ import annotations
@@ -12,13 +15,29 @@ import logging
 from typing import Any
 
 from evalserve.errors import NotFoundError
-from evalserve.jobs.export import iter_records
 from evalserve.jobs.models import Job, JobStatus
 from evalserve.jobs.store import JobStore
 
-__all__ = ["compute_report", "stored_report", "job_agreement"]
+__all__ = ["compute_report", "job_records", "stored_report", "job_agreement", "RECORDS_PAGE"]
 
 log = logging.getLogger(__name__)
+
+#: Records read per store call while collecting a job's records for its report: small
+#: enough that decoding one page never holds the event loop for long.
+RECORDS_PAGE = 500
+
+
+async def job_records(store: JobStore, job_id: str, page: int = RECORDS_PAGE
+                      ) -> list[dict[str, Any]]:
+    """Every stored record of the job, by item index, read `page` at a time."""
+    records: list[dict[str, Any]] = []
+    after = -1
+    while True:
+        rows = await store.records(job_id, after, page)
+        if not rows:
+            return records
+        records.extend(r for _, r in rows)
+        after = rows[-1][0]
 
 
 async def compute_report(job: Job, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -50,7 +69,7 @@ async def job_agreement(store: JobStore, job: Job) -> dict[str, Any]:
     if report is not None:
         section = report.get("agreement")
     else:
-        records = [r async for r in iter_records(store, job.id)]
+        records = await job_records(store, job.id)
         section = await asyncio.to_thread(agreement_report, records, job.rubric,
                                           job.options.to_dict())
     if section is None:

@@ -112,6 +112,23 @@ def _value(value: Any, who: str, item: str) -> float | None:
     return number
 
 
+_NUMBERS = (int, float, np.integer, np.floating)
+
+
+def _ratings(values: Sequence[Any], who: str, names: list[str]) -> np.ndarray:
+    """The ratings as floats, NaN for missing (None or NaN). A rating that is not a number
+    (a string, a bool) or is infinite raises `InvalidInputError` naming the item."""
+    kinds = {type(v) for v in values}
+    if any(k is bool or (k is not type(None) and not issubclass(k, _NUMBERS)) for k in kinds):
+        for i, v in enumerate(values):
+            _value(v, who, names[i])  # raises on the first that is not a number
+    out = np.array([np.nan if v is None else v for v in values], dtype=float)
+    infinite = np.flatnonzero(np.isinf(out))
+    if len(infinite):
+        _value(values[infinite[0]], who, names[infinite[0]])  # raises, naming the item
+    return out
+
+
 def _scale(scale: Sequence[Number] | None, values: np.ndarray) -> np.ndarray:
     if scale is not None:
         points = np.unique(np.asarray([float(s) for s in scale], dtype=float))
@@ -147,6 +164,12 @@ def _kappa_batch(h: np.ndarray, j: np.ndarray, k: int, weights: str | None,
     batch = h2.shape[0]
     codes = (np.arange(batch)[:, None] * k * k + h2 * k + j2).ravel()
     confusion = np.bincount(codes, minlength=batch * k * k).reshape(batch, k, k).astype(float)
+    return _kappa_of(confusion, k, weights).reshape(lead)
+
+
+def _kappa_of(confusion: np.ndarray, k: int, weights: str | None) -> np.ndarray:
+    """Cohen's κ of each (k, k) confusion matrix of a (batch, k, k) stack, as scikit-learn's
+    `cohen_kappa_score` computes it from its confusion matrix."""
     sum0, sum1 = confusion.sum(axis=1), confusion.sum(axis=2)
     expected = sum0[:, :, None] * sum1[:, None, :] / sum0.sum(axis=1)[:, None, None]
     steps = np.zeros((k, k)) + np.arange(k)
@@ -155,29 +178,106 @@ def _kappa_batch(h: np.ndarray, j: np.ndarray, k: int, weights: str | None,
     else:
         w_mat = np.abs(steps - steps.T) if weights == "linear" else (steps - steps.T) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        kappa = 1 - (w_mat * confusion).sum(axis=(1, 2)) / (w_mat * expected).sum(axis=(1, 2))
-    return kappa.reshape(lead)
+        return 1 - (w_mat * confusion).sum(axis=(1, 2)) / (w_mat * expected).sum(axis=(1, 2))
 
 
-def _spearman_batch(h: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Spearman's ρ over a batch of resamples: Pearson's r of the (average-tie) ranks, as
-    `scipy.stats.spearmanr` computes it, with scipy's vectorised `rankdata` and `pearsonr`."""
-    from scipy.stats import pearsonr, rankdata
-
-    return pearsonr(rankdata(h, axis=-1), rankdata(j, axis=-1), axis=-1).statistic
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Each value's index among the distinct values, sorted (its dense rank, from 0)."""
+    return np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.intp)
 
 
-def _interval(data: tuple[np.ndarray, np.ndarray], statistic: Any, *, confidence: float,
-              n_resamples: int, seed: int) -> tuple[float, float] | None:
+def _grouped(counts: np.ndarray, groups: np.ndarray, size: int) -> np.ndarray:
+    """(batch, size) sums of the (batch, m) `counts` over the `groups` (m,) they fall in."""
+    batch = counts.shape[0]
+    where = (np.arange(batch)[:, None] * size + groups[None, :]).ravel()
+    return np.bincount(where, weights=counts.ravel(), minlength=batch * size).reshape(batch,
+                                                                                     size)
+
+
+class _PairStatistics:
+    """QWK and Spearman's ρ of bootstrap resamples, from how often each distinct pair is drawn.
+
+    The items are coded by their distinct (human, judge) pair: a resample of pair ids is
+    counted (one `bincount`), and both statistics follow from the counts: the confusion
+    matrix for QWK (`_kappa_of`, scikit-learn's formula), and for ρ the average-tie ranks of
+    each distinct rating (the count below it plus (its count + 1) / 2, what
+    `scipy.stats.rankdata` gives) and their count-weighted Pearson correlation, as
+    `scipy.stats.spearmanr` computes it. No sort and no gather per resample, so the cost is
+    that of drawing the resamples (distinct pairs are at most k² for scale scores)."""
+
+    def __init__(self, hi: np.ndarray, ji: np.ndarray, h: np.ndarray, j: np.ndarray, k: int,
+                 qwk: bool, spearman: bool) -> None:
+        hc, jc = _codes(h), _codes(j)
+        self.h_size, self.j_size = int(hc.max()) + 1, int(jc.max()) + 1
+        # one int64 per pair (a sort of structured rows would hold the GIL for long)
+        pair = ((hi.astype(np.int64) * k + ji) * self.h_size + hc) * self.j_size + jc
+        distinct, inverse = np.unique(pair, return_inverse=True)
+        self.ids = inverse.reshape(-1).astype(np.intp)
+        self.j_codes = distinct % self.j_size
+        self.h_codes = distinct // self.j_size % self.h_size
+        self.cells = distinct // (self.j_size * self.h_size)
+        self.k, self.qwk, self.spearman = k, qwk, spearman
+
+    @property
+    def outputs(self) -> int:
+        return int(self.qwk) + int(self.spearman)
+
+    def __call__(self, ids: np.ndarray, axis: int = -1) -> np.ndarray:
+        """(outputs, ...) statistics of the (..., n) resamples of pair ids."""
+        lead = ids.shape[:-1]
+        rows = ids.reshape(-1, ids.shape[-1])
+        batch, m = rows.shape[0], len(self.cells)
+        counts = np.bincount((np.arange(batch)[:, None] * m + rows).ravel(),
+                             minlength=batch * m).reshape(batch, m).astype(float)
+        values = []
+        if self.qwk:
+            confusion = _grouped(counts, self.cells, self.k * self.k)
+            values.append(_kappa_of(confusion.reshape(batch, self.k, self.k), self.k,
+                                    "quadratic"))
+        if self.spearman:
+            values.append(self._rho(counts, rows.shape[1]))
+        return np.stack(values, axis=0).reshape((len(values), *lead))
+
+    def _rho(self, counts: np.ndarray, n: int) -> np.ndarray:
+        mean = (n + 1) / 2.0  # of average-tie ranks, whatever the ties
+        deviations = []
+        for codes, size in ((self.h_codes, self.h_size), (self.j_codes, self.j_size)):
+            per_value = _grouped(counts, codes, size)
+            ranks = np.cumsum(per_value, axis=1) - (per_value - 1) / 2.0 - mean
+            deviations.append((per_value, ranks, np.take_along_axis(
+                ranks, np.broadcast_to(codes, counts.shape), axis=1)))
+        (h_count, h_rank, h_pair), (j_count, j_rank, j_pair) = deviations
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = (counts * h_pair * j_pair).sum(axis=1) / np.sqrt(
+                (h_count * h_rank ** 2).sum(axis=1) * (j_count * j_rank ** 2).sum(axis=1))
+        return np.clip(rho, -1.0, 1.0)
+
+
+def _bootstrap(hi: np.ndarray, ji: np.ndarray, h: np.ndarray, j: np.ndarray, k: int,
+               qwk: bool, spearman: bool, *, confidence: float, n_resamples: int, seed: int,
+               ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """Percentile bootstrap intervals of QWK and Spearman's ρ (`scipy.stats.bootstrap`,
+    vectorised, seeded), both from the same resamples of the items; None for a statistic not
+    asked for, or undefined on some resample. The one sample resampled is the items' pair ids
+    (`_PairStatistics`): the same draws as resampling the pairs (`paired=True`)."""
     from scipy.stats import bootstrap
 
+    if not (qwk or spearman):
+        return None, None
+    statistic = _PairStatistics(hi, ji, h, j, k, qwk, spearman)
     # resamples are drawn and scored in batches of at most ~1M ratings (memory stays bounded)
-    batch = max(1, min(n_resamples, 1_000_000 // len(data[0])))
-    result = bootstrap(data, statistic, paired=True, vectorized=True, n_resamples=n_resamples,
+    batch = max(1, min(n_resamples, 1_000_000 // len(hi)))
+    result = bootstrap((statistic.ids,), statistic, vectorized=True, n_resamples=n_resamples,
                        batch=batch, confidence_level=confidence, method="percentile",
                        rng=np.random.default_rng(seed))
-    low, high = _finite(result.confidence_interval.low), _finite(result.confidence_interval.high)
-    return None if low is None or high is None else (low, high)
+    lows = np.atleast_1d(result.confidence_interval.low)
+    highs = np.atleast_1d(result.confidence_interval.high)
+    found = []
+    for low, high in zip(lows, highs, strict=True):
+        low, high = _finite(low), _finite(high)
+        found.append(None if low is None or high is None else (low, high))
+    intervals = iter(found)
+    return (next(intervals) if qwk else None), (next(intervals) if spearman else None)
 
 
 def _correlation(fn: Any, h: np.ndarray, j: np.ndarray) -> tuple[float | None, float | None]:
@@ -191,8 +291,9 @@ def _correlation(fn: Any, h: np.ndarray, j: np.ndarray) -> tuple[float | None, f
 def _disagreements(ids: list[str], h: np.ndarray, j: np.ndarray, top: int,
                    ) -> tuple[Disagreement, ...]:
     difference = j - h
-    order = sorted((i for i in range(len(ids)) if difference[i] != 0),
-                   key=lambda i: -abs(difference[i]))[:top]
+    differing = np.flatnonzero(difference != 0)
+    # a stable sort: equal differences stay in input order
+    order = differing[np.argsort(-np.abs(difference[differing]), kind="stable")][:top]
     return tuple(Disagreement(id=ids[i], judge=_label(j[i]), human=_label(h[i]),
                               difference=float(difference[i])) for i in order)
 
@@ -226,24 +327,24 @@ def agreement(
                                 f"e.g. 0.95")
     if n_resamples < 0 or top_disagreements < 0:
         raise InvalidInputError("n_resamples and top_disagreements must be 0 or more")
-    judged = [_value(v, "judge", names[i]) for i, v in enumerate(judge)]
-    graded = [_value(v, "human", names[i]) for i, v in enumerate(human)]
-    both = [i for i in range(len(names)) if judged[i] is not None and graded[i] is not None]
-    j = np.asarray([judged[i] for i in both], dtype=float)
-    h = np.asarray([graded[i] for i in both], dtype=float)
+    judged = _ratings(judge, "judge", names)
+    graded = _ratings(human, "human", names)
+    paired = ~np.isnan(judged) & ~np.isnan(graded)
+    both = np.flatnonzero(paired)
+    j, h = judged[both], graded[both]
     points = _scale(scale, np.concatenate([h, j]))
     for who, values in (("human", h), ("judge", j)):
-        outside = [both[i] for i, v in enumerate(values)
-                   if len(points) and not points[0] <= v <= points[-1]]
-        if outside:
-            first = outside[0]
+        outside = (np.flatnonzero((values < points[0]) | (values > points[-1]))
+                   if len(points) else [])
+        if len(outside):
+            first = both[outside[0]]
             raise InvalidInputError(
-                f"the {who} rating {judged[first] if who == 'judge' else graded[first]} of "
+                f"the {who} rating {(judged if who == 'judge' else graded)[first]} of "
                 f"item {names[first]!r} is outside the scale {_label(points[0])}-"
                 f"{_label(points[-1])}: give the scale the ratings use")
     return _compute(h, j, points, [names[i] for i in both], items=len(names),
-                    missing_human=sum(v is None for v in graded),
-                    missing_judge=sum(v is None for v in judged), top=top_disagreements,
+                    missing_human=int(np.isnan(graded).sum()),
+                    missing_judge=int(np.isnan(judged).sum()), top=top_disagreements,
                     confidence=confidence, n_resamples=n_resamples, seed=seed)
 
 
@@ -276,12 +377,10 @@ def _compute(h: np.ndarray, j: np.ndarray, points: np.ndarray, ids: list[str], *
                                                value_domain=labels))
         spearman, spearman_p = _correlation(spearmanr, h, j)
         pearson, pearson_p = _correlation(pearsonr, h, j)
-        if n_resamples and kappas["quadratic"] is not None:
-            qwk_ci = _interval((hi, ji), lambda a, b, axis=-1: _kappa_batch(a, b, k, "quadratic"),
-                               confidence=confidence, n_resamples=n_resamples, seed=seed)
-        if n_resamples and spearman is not None:
-            spearman_ci = _interval((h, j), lambda a, b, axis=-1: _spearman_batch(a, b),
-                                    confidence=confidence, n_resamples=n_resamples, seed=seed)
+        if n_resamples:
+            qwk_ci, spearman_ci = _bootstrap(hi, ji, h, j, k, kappas["quadratic"] is not None,
+                                             spearman is not None, confidence=confidence,
+                                             n_resamples=n_resamples, seed=seed)
     return AgreementResult(
         n=n, items=items, missing_human=missing_human, missing_judge=missing_judge,
         scale=tuple(_label(p) for p in points),
