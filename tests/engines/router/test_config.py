@@ -129,3 +129,11 @@ def test_malformed_files_say_what_is_wrong(tmp_path: Path, text: str, expected: 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="UPSTREAMS_FILE .*nope.yaml cannot be read"):
         load_upstreams(tmp_path / "nope.yaml")
+
+
+def test_the_shipped_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_KEY", "k")
+    config = load_upstreams(Path(__file__).parents[3] / "examples" / "upstreams.yaml")
+    assert [m.name for m in config.models] == ["judge-large", "judge-small"]
+    assert config.models[1].endpoints[0].api_key == "none"
+    assert config.models[0].endpoints[1].timeout == 300
