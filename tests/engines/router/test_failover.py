@@ -147,3 +147,19 @@ async def test_an_aborted_request_is_not_sent_anywhere_else() -> None:
     assert fleet[A].count + fleet[B].count == 1
     assert all(e.healthy and e.in_flight == 0 for e in fleet.router.endpoints)
     await fleet.router.abort("unknown")  # a no-op
+
+
+async def test_a_request_aborted_while_it_waits_for_a_slot_is_never_sent() -> None:
+    fleet = Fleet(models(("judge", [{"url": A, "max_concurrency": 1}])))
+    hold = asyncio.Event()
+    fleet[A].hold = hold
+    first = asyncio.create_task(fleet.router.generate(ask()))
+    await wait_until(lambda: fleet[A].waiting == 1, what="the first request at A")
+    waiting = ask()
+    second = asyncio.create_task(fleet.router.generate(waiting))
+    await wait_until(lambda: fleet.router.pools["judge"].waiting == 1, what="a waiter")
+    await fleet.router.abort(waiting.request_id)
+    hold.set()
+    await first
+    assert (await second).outputs[0].finish_reason == "abort"
+    assert fleet[A].count == 1 and fleet.endpoint(A).in_flight == 0

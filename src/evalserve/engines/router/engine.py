@@ -172,9 +172,11 @@ class RouterEngine(Engine):
         rid = request.request_id
         self._live.add(rid)
         try:
-            while rid not in self._aborted and (endpoint := await attempt.next()) is not None:
+            while (endpoint := await attempt.next()) is not None:
                 self._active[rid] = endpoint
                 try:
+                    if rid in self._aborted:  # while it waited for a slot
+                        break
                     result = await endpoint.engine.generate(endpoint.routed(request))
                     self._succeeded(endpoint)
                     return result
@@ -201,10 +203,12 @@ class RouterEngine(Engine):
         rid = request.request_id
         self._live.add(rid)
         try:
-            while rid not in self._aborted and (endpoint := await attempt.next()) is not None:
+            while (endpoint := await attempt.next()) is not None:
                 self._active[rid] = endpoint
                 started = False
                 try:
+                    if rid in self._aborted:  # while it waited for a slot
+                        break
                     async with contextlib.aclosing(
                             endpoint.engine.stream(endpoint.routed(request))) as deltas:
                         async for delta in deltas:
