@@ -82,15 +82,19 @@ class Upstream:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Upstream:
+    def start(self, wait: bool = True) -> Upstream:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "--factory", "tests.e2e.test_router:"
                  "fake_upstream", "--host", "127.0.0.1", "--port", str(self.port),
                  "--log-level", "warning"], cwd=ROOT, stdout=log, stderr=log,
                 env={**os.environ, "FAKE_NAME": self.name, "FAKE_DELAY": str(self.delay)})
-        wait_for(self._ready, 30, f"fake upstream {self.name} listening")
+        if wait:
+            self.wait_ready()
         return self
+
+    def wait_ready(self) -> None:
+        wait_for(self._ready, 60, f"fake upstream {self.name} listening")
 
     def _ready(self) -> bool:
         assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
@@ -110,8 +114,10 @@ class Upstream:
 
 @pytest.fixture
 def upstreams(tmp_path: Path) -> Iterator[list[Upstream]]:
-    started = [Upstream(n, tmp_path / f"{n}.log", 0.25).start()
+    started = [Upstream(n, tmp_path / f"{n}.log", 0.25).start(wait=False)
                for n in ("up-a", "up-b", "up-c")]
+    for upstream in started:  # started together: each takes seconds to import
+        upstream.wait_ready()
     yield started
     for upstream in started:
         upstream.kill()
