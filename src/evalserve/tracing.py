@@ -170,5 +170,5 @@ def span(tracer: Tracer | None, name: str, *, traceparent: str | None = None,
 
     with tracer.start_as_current_span(name, context=context_of(traceparent),
                                       kind=kind or SpanKind.INTERNAL,
-                                      attributes=dict(attributes or {})) as current:
+                                      attributes=attributes) as current:
         yield current

@@ -84,9 +84,10 @@ async def _item(tracer: Tracer, job: Job, pending: PendingItem,
         assert current is not None
         row = await run
         if row is not None:
-            current.set_attribute("evalserve.item.status", row.status)
+            outcome: dict[str, Any] = {"evalserve.item.status": row.status}
             if row.score is not None:
-                current.set_attribute("evalserve.item.score", row.score)
+                outcome["evalserve.item.score"] = row.score
+            current.set_attributes(outcome)
             if row.status == "error":
                 current.set_status(StatusCode.ERROR, str(row.record.get("reason", "")))
         return row
