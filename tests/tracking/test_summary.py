@@ -86,3 +86,19 @@ def test_genai_metric_aggregates_are_mlflows(graded_records, rubric) -> None:
 def test_summarize_does_not_average_human_grades(graded_records, rubric) -> None:
     """The human grade is reported by the job report's agreement, not as a judge metric."""
     assert "human_score_mean" not in summarize(graded_records, rubric)
+
+
+def test_an_items_id_is_the_id_column_once_when_the_rubric_names_none() -> None:
+    """A pairwise item's `id` (the rubric has no id field) is the table's id column, not an
+    input column too (which made the id column twice as long as the others)."""
+    from evalserve.judge.rubric import load_rubric
+
+    rubric = load_rubric("pairwise-preference")
+    items = [{"id": f"p{i}", "question": "Q?", "response_a": "a", "response_b": "b"}
+             for i in range(3)]
+    records = [{"id": f"p{i}", "score": 1.0, "feedback": "f", "status": "scored"}
+               for i in range(3)]
+    table = results_table(records, rubric, items)
+    assert table["id"] == ["p0", "p1", "p2"]
+    assert {len(column) for column in table.values()} == {3}
+    assert list(table)[:4] == ["id", "question", "response_a", "response_b"]

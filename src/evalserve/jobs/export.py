@@ -77,7 +77,8 @@ def flat_record(record: dict[str, Any]) -> dict[str, Any]:
     """A record as CSV cells, one row per item: `verdicts` and `verdict_probs` as
     `verdicts.ab`, `verdict_probs.A` ...; `samples` as `samples.1` ... `samples.k`; `judges`
     as `judges.<name>.<key>` (`judges.<name>.score`, `.status`, `.feedback` ..., by the judge's
-    name, else its position from 1); other nested values JSON-encoded."""
+    name, else its position from 1; a sampling judge's `judges.<name>.samples.1` ...); other
+    nested values JSON-encoded."""
     out: dict[str, Any] = {}
     for key, value in record.items():
         if key not in _SPREAD or not isinstance(value, dict | list):
@@ -90,8 +91,12 @@ def flat_record(record: dict[str, Any]) -> dict[str, Any]:
             for i, judge in enumerate(value):
                 name = names[i] if unique else i + 1
                 if isinstance(judge, dict):
-                    out.update({f"{key}.{name}.{k}": v for k, v in judge.items()
-                                if k != "judge"})
+                    for k, v in judge.items():
+                        if k == "samples" and isinstance(v, list):  # a jury that samples
+                            out.update({f"{key}.{name}.samples.{i + 1}": s
+                                        for i, s in enumerate(v)})
+                        elif k != "judge":
+                            out[f"{key}.{name}.{k}"] = v
                 else:
                     out[f"{key}.{name}"] = judge
         else:

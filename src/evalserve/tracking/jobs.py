@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from evalserve.settings import Settings
 
 __all__ = ["validate_track", "track_option", "remember_inputs", "TrackedJobLogger",
-           "TRACKING_EVENT", "INPUT_KEY"]
+           "panel_params", "TRACKING_EVENT", "INPUT_KEY"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,21 @@ def track_option(track: Any) -> dict[str, Any]:
         raise ValueError(exc.message) from None
 
 
+def panel_params(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The run parameters of a job's jury and samples: `judges` (`name=model/rubric`, comma
+    separated), `aggregate`, `min_successful`, `samples`, `reducer`; none for a plain job."""
+    out: dict[str, Any] = {}
+    judges = options.get("judges")
+    if judges:
+        out["judges"] = ",".join(f"{j['name']}={j['model']}/{j['rubric_name']}"
+                                 for j in judges)
+        out.update(aggregate=options.get("aggregate"),
+                   min_successful=options.get("min_successful"))
+    if (options.get("samples") or 1) > 1:
+        out.update(samples=options["samples"], reducer=options.get("reducer"))
+    return out
+
+
 def _tracked(job: Job) -> bool:
     return job.options.track is not None
 
@@ -150,11 +165,13 @@ class TrackedJobLogger:
             items=items,
             params={
                 "engine": self.settings.engine,
-                "model": self.engine.model_id,
-                "temperature": self.temperature,
+                "model": job.options.model or self.engine.model_id,
+                "temperature": (self.temperature if job.options.temperature is None
+                                else job.options.temperature),
                 "max_tokens": self.max_tokens or "rubric default",
                 "job_id": job.id,
                 "items": job.total,
+                **panel_params(job.options.to_dict()),
             },
             metrics_extra={"items_per_second": len(rows) / elapsed} if elapsed else None,
             experiment=track.get("experiment"),

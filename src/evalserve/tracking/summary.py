@@ -159,12 +159,12 @@ def results_table(records: Sequence[Mapping[str, Any]], rubric: Rubric,
             f"results table: {len(items)} items for {len(records)} records; pass the graded "
             "items in the order of their records"
         )
+    id_col = rubric.id_field or "id"
     input_cols: list[str] = []
     for item in items or []:
         for key in item:
-            if key not in input_cols and key != rubric.id_field:
+            if key not in input_cols and key != id_col:  # the id is the first column
                 input_cols.append(key)
-    id_col = rubric.id_field or "id"
     human = any(record.get(HUMAN_KEY) is not None for record in records)
     if human:  # the item's own `human_score` field is this column, not an input column
         input_cols = [c for c in input_cols if c != HUMAN_KEY]
