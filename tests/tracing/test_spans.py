@@ -18,7 +18,7 @@ from evalserve.jobs.grading import JudgeKit
 from evalserve.jobs.service import JobService
 from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.settings import Settings
-from evalserve.tracing import setup_tracing, tracer_of
+from evalserve.tracing import context_of, setup_tracing, tracer_of
 from tests.fakes import ScriptedEngine, request_text
 from tests.jobs.helpers import answer, item
 from tests.tracing.apps import Spans
@@ -105,3 +105,25 @@ async def test_a_failed_job_is_an_error_span(tmp_path: Path, settings: Settings)
     assert job.status.status_code is StatusCode.ERROR
     assert job.status.description == stored.error["message"]
     assert "gone" in job.status.description
+
+
+async def test_a_job_of_an_unsampled_request_records_no_span(tmp_path: Path,
+                                                              settings: Settings) -> None:
+    """A caller's `traceparent` with the sampled flag off: the job is graded, its trace
+    context is kept, and nothing is recorded (the default sampler follows the parent)."""
+    from opentelemetry import context
+
+    unsampled = f"00-{'ab' * 16}-{'cd' * 8}-00"
+    exporter = InMemorySpanExporter()
+    engine = ScriptedEngine(lambda r: answer(4))
+    async with traced_service(tmp_path, settings, engine, exporter) as service:
+        token = context.attach(context_of(unsampled))
+        try:
+            job_id = (await service.submit([item(0), item(1)])).job.id
+        finally:
+            context.detach(token)
+        await wait_until(lambda: _finished(service, job_id), what="the job to end")
+        stored = await service.get(job_id)
+    assert stored.status.value == "completed" and len(engine.requests) == 2
+    assert stored.options.traceparent == unsampled
+    assert exporter.get_finished_spans() == ()

@@ -16,7 +16,8 @@ upstream's HTTP client span, from the httpx instrumentation, for the `openai` en
   `gen_ai.response.finish_reasons`); a failed call records its exception.
 
 Every function takes the runner's tracer; with None (tracing off) each returns what it was
-given, untouched: no span, no wrapper.
+given, untouched: no span, no wrapper. Under a job whose trace is not sampled, no `item` or
+`engine.generate` span is made.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ async def _item(tracer: Tracer, job: Job, pending: PendingItem,
                 run: Coroutine[Any, Any, ResultRow | None]) -> ResultRow | None:
     from opentelemetry.trace import StatusCode
 
+    if not _recording():  # the job's trace is not sampled: neither are its items
+        return await run
     with span(tracer, "item", attributes={"evalserve.job.id": job.id,
                                           "evalserve.item.index": pending.idx,
                                           "evalserve.item.id": pending.item_id}) as current:
@@ -91,6 +94,15 @@ async def _item(tracer: Tracer, job: Job, pending: PendingItem,
             if row.status == "error":
                 current.set_status(StatusCode.ERROR, str(row.record.get("reason", "")))
         return row
+
+
+def _recording() -> bool:
+    """Whether the current span is recorded. Under a parent-based sampler (the default) the
+    children of an unsampled span are never sampled, so the runner does not make them: an
+    unsampled job costs one span, not two per item."""
+    from opentelemetry.trace import get_current_span
+
+    return get_current_span().is_recording()
 
 
 def traced_engine(tracer: Tracer | None, engine: Engine) -> Engine:
@@ -132,6 +144,8 @@ class TracedEngine(Engine):
         return self.inner.running
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
+        if not _recording():
+            return await self.inner.generate(request)
         attributes = {
             "gen_ai.operation.name": "chat" if request.messages is not None else "text_completion",
             "gen_ai.request.model": request.model or self.inner.model_id,
