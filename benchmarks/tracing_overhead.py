@@ -12,6 +12,8 @@ machine: other processes slow the wall clock, not this process's CPU time).
   over an exporter that drops what it gets (the cost of making and queueing spans, not of the
   network): 2 spans per item (`item`, `engine.generate`) and 1 per job.
 
+Last, the two spans of an item are timed by themselves (no runner, no store).
+
 With `OTEL_TRACES_SAMPLER=always_off` in the environment, "on" measures jobs whose trace is
 not sampled: the tracer is on, the spans are not recorded.
 
@@ -135,6 +137,40 @@ async def one_run(n: int, latency: float, traced: bool,
     return n / seconds, cpu / n * 1e6, exporter.spans
 
 
+async def spans_alone(n: int) -> float:
+    """CPU µs per item of the runner's two spans by themselves: `traced_item` around an
+    instant `TracedEngine.generate`, inside one `job` span, no runner, no store."""
+    from types import SimpleNamespace
+
+    from evalserve.jobs.models import Job, JobStatus, ResultRow
+    from evalserve.jobs.spans import TracedEngine, traced_item
+    from evalserve.tracing import span
+
+    provider = setup_tracing(load_settings(otel_exporter_otlp_endpoint="http://unused:4318",
+                                           replica_id="bench"))
+    assert provider is not None
+    processor = provider._active_span_processor._span_processors[0]
+    if hasattr(processor, "_batch_processor"):
+        processor._batch_processor._exporter = DroppingExporter()
+    tracer = tracer_of(provider)
+    engine = TracedEngine(CannedEngine(0.0), tracer)  # type: ignore[arg-type]
+    job = Job("bench", JobStatus.RUNNING, "bench", {}, n)
+    request = GenerationRequest(messages=[{"role": "user", "content": "x"}], max_tokens=16)
+
+    async def grade(i: int) -> ResultRow:
+        await engine.generate(request)
+        return ResultRow(job.id, i, str(i), "scored", 4.0, {})
+
+    with span(tracer, "job"):
+        cpu = time.process_time()
+        for i in range(n):
+            pending = SimpleNamespace(idx=i, item_id=str(i))
+            await traced_item(tracer, job, pending, grade(i))  # type: ignore[arg-type]
+        cpu = time.process_time() - cpu
+    provider.shutdown()
+    return cpu / n * 1e6
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
@@ -161,6 +197,8 @@ async def main() -> None:
               f"CPU/item   (runs: {runs})")
     added = statistics.median(cpus[True]) - statistics.median(cpus[False])
     print(f"ratio on/off items/s: {on / off:.3f}; CPU added by tracing: {added:.0f} µs per item")
+    alone = await spans_alone(args.items)
+    print(f"the item + engine.generate spans alone (no runner): {alone:.0f} µs CPU per item")
 
 
 if __name__ == "__main__":
