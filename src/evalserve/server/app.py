@@ -67,9 +67,9 @@ def build_app(settings: Settings, engine: Engine | None = None, *,
     `span_exporter` to trace into it (tests, embedding) instead of `OTEL_EXPORTER_OTLP_ENDPOINT`.
     """
     state = AppState(settings=settings, engine=engine or create_engine(settings))
-    # built with the app: its middleware must be added before start-up; closed by the lifespan
+    # both built with the app, not in the lifespan: their middleware must be added before
+    # start-up (the lifespan shuts the tracer provider down)
     tracer_provider = setup_tracing(settings, exporter=span_exporter)
-    # built with the app, not in the lifespan: its middleware must be added before start-up
     prometheus = telemetry.Telemetry(state.engine, loaded=lambda: state.loaded,
                                      active_jobs=lambda: state.components.active_jobs,
                                      replica=settings.replica_id)
