@@ -27,8 +27,10 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
-_ENV_PREFIXES = ("MODEL_", "API_TOKEN", "TEXT_GEN_API_TOKEN", "VLLM_ENDPOINT", "REDIS_",
-                 "ENGINE", "BATCH_MODE", "MAX_", "DATA_DIR", "MLFLOW_TRACKING_URI")
+_ENV_PREFIXES = ("MODEL_", "API_TOKEN", "TEXT_GEN_API_TOKEN", "ADMIN_API_TOKEN",
+                 "VLLM_ENDPOINT", "REDIS_", "ENGINE", "BATCH_MODE", "MAX_", "DATA_DIR",
+                 "MLFLOW_TRACKING_URI", "UPSTREAMS_FILE", "DATABASE_", "REPLICA_ID", "OTEL_",
+                 "INTERACTIVE_RESERVE")
 
 
 @pytest.fixture(autouse=True)
