@@ -98,6 +98,20 @@ async def test_cut_answer_gets_its_score_in_a_second_constrained_step() -> None:
     assert second.max_tokens <= 3
 
 
+async def test_the_judges_model_is_on_every_request_a_cut_answers_second_step_too() -> None:
+    cut = '{"feedback": "Bon treball, però caldria explicar el paper de la clorof'
+
+    def script(request: GenerationRequest) -> CompletionOutput:
+        return _out(cut, finish="length") if request.messages is not None else _out("2")
+
+    engine = ScriptedEngine(script)
+    grade = await Judge(engine, TEACHER, model="judge-large").grade(ITEM)
+    assert grade.score == 2
+    assert [r.model for r in engine.requests] == ["judge-large", "judge-large"]
+    await Judge(engine, TEACHER).grade(ITEM)
+    assert engine.requests[-1].model is None  # the engine's own
+
+
 async def test_cut_answer_without_feedback_is_retried_then_unscored() -> None:
     engine = ScriptedEngine(lambda r: _out('{"feedb', finish="length"))
     grade = await Judge(engine, TEACHER, retries=1).grade(ITEM)
