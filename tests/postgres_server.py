@@ -54,10 +54,15 @@ def _free_port() -> int:
 class PostgresServer:
     """One PostgreSQL cluster: `start`, `crash` (an immediate stop: no checkpoint, as if the
     machine lost power for the server), `stop`; `url(db)` is a `postgresql://` URL with the
-    password; `create_database` makes an empty database for one test."""
+    password; `create_database` makes an empty database for one test.
 
-    def __init__(self, bindir: Path) -> None:
+    `durable=False` (tests) turns off fsync: a crash of the server process (`crash`) still
+    keeps every commit, since the WAL reaches the OS at commit; only an OS crash could lose
+    some. `durable=True` (benchmarks) keeps PostgreSQL's defaults, as a deployment has them."""
+
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="evalserve-pg-"))
         self.data = self.root / "data"
         self.log_path = self.root / "postgres.log"
@@ -102,10 +107,10 @@ class PostgresServer:
         connections (`pg_ctl -w`)."""
         if not (self.data / "PG_VERSION").exists():
             self._initdb()
-        # fsync=off: a crash of the server process (the tests' `crash`) keeps every commit
-        # (the WAL is written to the OS at commit); only an OS crash could lose some.
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off -c max_connections=200")
+                   "-c max_connections=200")
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path),
                   "-o", options, "-w", "-t", "60", "start")
         return self

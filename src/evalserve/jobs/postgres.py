@@ -1,9 +1,10 @@
 """`PostgresJobStore`: jobs, items, results and events in PostgreSQL (`DATABASE_URL`).
 
 psycopg 3 on the event loop itself (no threads), through a `psycopg_pool.AsyncConnectionPool`
-of at most `DATABASE_POOL_SIZE` connections, each checked when taken (a connection the server
-dropped is replaced, not handed out). Reads run in autocommit; every write is one transaction
-(`_write`), rolled back on any error and ended on every path.
+of at most `DATABASE_POOL_SIZE` connections; one idle for a second is checked when taken (a
+connection the server dropped is replaced, not handed out). Reads run in autocommit; every
+write is one transaction (`_write`), rolled back on any error and ended on every path; a
+commit's statements go in pipeline mode (two round trips, however many rows).
 
 `commit` locks the job rows it touches (`SELECT ... FOR UPDATE`, in id order, so two writers
 never deadlock), inserts the results with `ON CONFLICT DO NOTHING` (a result is unique per
@@ -26,6 +27,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import AsyncConnection
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Conn = AsyncConnection[dict[str, Any]]
 
+#: Seconds a pooled connection may have been idle and still be handed out unchecked.
+_CHECK_IDLE = 1.0
+
 #: PostgreSQL's bigint range: ids and indexes beyond it match nothing.
 _MAX_ID = 2**63 - 1
 
@@ -68,6 +73,7 @@ class PostgresJobStore(JobStore):
         self.pool_size = pool_size
         self.timeout = timeout
         self._pool: AsyncConnectionPool | None = None
+        self._idle_since: WeakKeyDictionary[AsyncConnection, float] = WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"PostgresJobStore({self.where!r}, pool_size={self.pool_size})"
@@ -78,13 +84,17 @@ class PostgresJobStore(JobStore):
         return storage_fault(exc, writing=writing, where=self.where, timeout=self.timeout,
                              pool_size=self.pool_size)
 
-    async def _run(self, fn: Callable[[Conn], Awaitable[T]], writing: bool) -> T:
+    async def _run(self, fn: Callable[[Conn], Awaitable[T]], writing: bool,
+                   pipeline: bool = False) -> T:
         if self._pool is None:
             raise RuntimeError("the PostgreSQL job store is not open: await store.open() first")
         try:
             async with self._pool.connection() as conn:
                 if not writing:
                     return await fn(conn)
+                if pipeline:
+                    async with conn.pipeline(), conn.transaction():
+                        return await fn(conn)
                 async with conn.transaction():
                     return await fn(conn)
         except psycopg.Error as exc:  # PoolTimeout is one too
@@ -93,9 +103,11 @@ class PostgresJobStore(JobStore):
                 raise
             raise error from exc
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        """`fn` in one transaction (committed when it returns, rolled back if it raises)."""
-        return await self._run(fn, writing=True)
+    async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, pipeline: bool = False) -> T:
+        """`fn` in one transaction (committed when it returns, rolled back if it raises);
+        with `pipeline`, its statements are sent without waiting for each answer (only a
+        fetch waits), so a commit of many statements costs a couple of round trips."""
+        return await self._run(fn, writing=True, pipeline=pipeline)
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         return await self._run(fn, writing=False)
@@ -105,6 +117,17 @@ class PostgresJobStore(JobStore):
             return await (await conn.execute(sql, args)).fetchall()
 
         return await self._read(select)
+
+    async def _check(self, conn: AsyncConnection) -> None:
+        """Check a connection idle for more than `_CHECK_IDLE` s before it is handed out (one
+        the server dropped meanwhile, a restart, is replaced instead of failing the call);
+        one in use a moment ago is not checked, which saves a round trip per call."""
+        since = self._idle_since.get(conn)
+        if since is None or time.monotonic() - since > _CHECK_IDLE:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def _returned(self, conn: AsyncConnection) -> None:
+        self._idle_since[conn] = time.monotonic()
 
     def _kwargs(self) -> dict[str, Any]:
         return {"autocommit": True, "row_factory": dict_row,
@@ -126,7 +149,7 @@ class PostgresJobStore(JobStore):
         pool = AsyncConnectionPool(
             self.url, min_size=min(2, self.pool_size), max_size=self.pool_size,
             timeout=self.timeout, kwargs=self._kwargs(), open=False, name="evalserve-jobs",
-            check=AsyncConnectionPool.check_connection)
+            check=self._check, reset=self._returned)
         await pool.open()
         self._pool = pool
         log.info("job store: PostgreSQL at %s (pool of %d)", self.where, self.pool_size)
@@ -275,7 +298,7 @@ class PostgresJobStore(JobStore):
         async def run(conn: Conn) -> list[JobEvent]:
             return await store_commit(conn, now, results, records, events, datas, status)
 
-        return await self._write(run)
+        return await self._write(run, pipeline=True)
 
     async def get_report(self, job_id: str) -> dict[str, Any] | None:
         rows = await self._rows("SELECT report FROM jobs WHERE id = %s", (job_id,))
@@ -303,6 +326,11 @@ class PostgresJobStore(JobStore):
                 "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < %s "
                 "AND status IN ('completed', 'cancelled', 'failed') RETURNING id",
                 (finished_before,))
-            return [r["id"] for r in await cur.fetchall()]
+            ids = [r["id"] for r in await cur.fetchall()]
+            if ids:
+                for table in ("items", "results", "events"):
+                    await conn.execute(f"DELETE FROM {table} WHERE job_id = ANY(%s::text[])",
+                                       (ids,))
+            return ids
 
         return await self._write(delete)

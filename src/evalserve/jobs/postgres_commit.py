@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 
 from evalserve.jobs.models import EventType, JobEvent, JobStatus, ResultRow
 from evalserve.jobs.schema import dumps
@@ -61,18 +61,41 @@ async def store_commit(conn: Conn, now: float, results: Sequence[ResultRow],
                        records: Sequence[str], events: Sequence[NewEvent],
                        datas: Sequence[str], status: Sequence[StatusChange]) -> list[JobEvent]:
     """Store it all on `conn`, inside the caller's transaction; the stored events.
-    `records` and `datas` are the results' records and the events' data, serialized."""
+    `records` and `datas` are the results' records and the events' data, serialized.
+
+    Two groups of statements, each sent at once on a connection in pipeline mode (two round
+    trips however many rows): what must be read (the locked jobs, the results inserted, the
+    results announced already), then every write, computed from what was read."""
     job_ids = sorted({r.job_id for r in results} | {e.job_id for e in events}
                      | {s.job_id for s in status})
-    cur = await conn.execute("SELECT id, last_event_id FROM jobs WHERE id = ANY(%s::text[]) "
-                             "ORDER BY id FOR UPDATE", (job_ids,))
-    counts = {r["id"]: _Counts(last_event_id=r["last_event_id"]) for r in await cur.fetchall()}
+    locked = await conn.execute("SELECT id, last_event_id FROM jobs WHERE id = ANY(%s::text[]) "
+                                "ORDER BY id FOR UPDATE", (job_ids,))
+    inserted = await _insert_results(conn, now, results, records) if results else None
+    announcing: dict[str, set[int]] = defaultdict(set)
+    for e in events:
+        announcing[e.job_id].update(e.announces)
+    earlier = [await conn.execute(
+        "SELECT job_id, idx, event_id FROM results WHERE job_id = %s AND idx = ANY(%s::int[]) "
+        "AND event_id IS NOT NULL", (job_id, sorted(idxs)))
+        for job_id, idxs in announcing.items() if idxs]
+
+    counts = {r["id"]: _Counts(last_event_id=r["last_event_id"])
+              for r in await locked.fetchall()}
+    for r in results:
+        if r.job_id not in counts:
+            raise job_not_found(r.job_id)
     touched: set[str] = set()
-    if results:
-        for row in await _insert_results(conn, now, results, records):
+    if inserted is not None:
+        rows = await inserted.fetchall()
+        _warn_repeated(results, rows)
+        for row in rows:
             counts[row["job_id"]].add(row["status"], row["score"])
             touched.add(row["job_id"])
-    stored = await _store_events(conn, now, events, datas, counts, touched)
+    announced = {(r["job_id"], r["idx"]): r["event_id"]
+                 for cur in earlier for r in await cur.fetchall()}
+
+    stored, replayed = await _store_events(conn, now, events, datas, counts, touched,
+                                           announced)
     for job_id in sorted(touched):
         c = counts[job_id]
         await conn.execute(
@@ -90,13 +113,16 @@ async def store_commit(conn: Conn, now: float, results: Sequence[ResultRow],
             (s.status.value, s.started_at, s.finished_at, dumps(s.error) if s.error else None,
              dumps(s.report) if s.report is not None else None,
              int(s.status is JobStatus.RUNNING), int(s.handed_back), s.job_id))
+    if replayed:
+        stored = await _with_replayed(conn, stored, replayed)
     return stored
 
 
 async def _insert_results(conn: Conn, now: float, results: Sequence[ResultRow],
-                          records: Sequence[str]) -> list[dict[str, Any]]:
-    """Insert the results not stored yet; the (job_id, status, score) of those inserted."""
-    cur = await conn.execute(
+                          records: Sequence[str]) -> AsyncCursor:
+    """Insert the results not stored yet; the cursor returns (job_id, idx, status, score) of
+    those inserted."""
+    return await conn.execute(
         "INSERT INTO results (job_id, idx, item_id, status, score, record, created_at) "
         "SELECT j, i, it, st, sc, rec, %s FROM unnest(%s::text[], %s::int[], %s::text[], "
         "%s::text[], %s::float8[], %s::text[]) AS u(j, i, it, st, sc, rec) "
@@ -104,45 +130,43 @@ async def _insert_results(conn: Conn, now: float, results: Sequence[ResultRow],
         (now, [r.job_id for r in results], [r.idx for r in results],
          [r.item_id for r in results], [r.status for r in results],
          [None if r.score is None else float(r.score) for r in results], list(records)))
-    inserted = await cur.fetchall()
-    if len(inserted) < len(results):
-        fresh = {(r["job_id"], r["idx"]) for r in inserted}
-        for r in results:
-            if (r.job_id, r.idx) not in fresh:
-                log.warning("job %s item %d already had a result; kept the first", r.job_id,
-                            r.idx)
-    return inserted
+
+
+def _warn_repeated(results: Sequence[ResultRow], inserted: list[dict[str, Any]]) -> None:
+    if len(inserted) == len(results):
+        return
+    fresh = {(r["job_id"], r["idx"]) for r in inserted}
+    for r in results:
+        if (r.job_id, r.idx) not in fresh:
+            log.warning("job %s item %d already had a result; kept the first", r.job_id, r.idx)
 
 
 async def _store_events(conn: Conn, now: float, events: Sequence[NewEvent],
-                        datas: Sequence[str], counts: dict[str, _Counts],
-                        touched: set[str]) -> list[JobEvent]:
-    """Number and insert the events, point the results they announce at them; the stored
-    events (for a replayed batch, the events that announced its results already)."""
-    if not events:
-        return []
-    announced = await _announced(conn, events)
+                        datas: Sequence[str], counts: dict[str, _Counts], touched: set[str],
+                        announced: dict[tuple[str, int], int]
+                        ) -> tuple[list[JobEvent], dict[str, set[int]]]:
+    """Number and insert the events, point the results they announce at them. Returns the
+    stored events (a replayed batch as a placeholder of id -1) and, per job, the ids of the
+    earlier events that replayed batches stand for."""
     stored: list[JobEvent] = []
     replayed: dict[str, set[int]] = defaultdict(set)
     rows: list[tuple[str, int, str, str, bool]] = []
-    links: list[tuple[str, int, int]] = []
+    links: dict[str, dict[int, int]] = defaultdict(dict)
     for e, data in zip(events, datas, strict=True):
         if e.job_id not in counts:
             raise job_not_found(e.job_id)
-        earlier = {announced[(e.job_id, idx)] for idx in e.announces
-                   if (e.job_id, idx) in announced}
         if e.announces and all((e.job_id, idx) in announced for idx in e.announces):
             log.warning("job %s: a %s announcing only announced results (a commit retried "
                         "after its answer was lost) is not stored again", e.job_id, e.type)
-            replayed[e.job_id] |= earlier
-            stored.append(JobEvent(e.job_id, -1, e.type, {}, e.final))  # replaced below
+            replayed[e.job_id] |= {announced[(e.job_id, idx)] for idx in e.announces}
+            stored.append(JobEvent(e.job_id, -1, e.type, {}, e.final))
             continue
         c = counts[e.job_id]
         c.last_event_id += 1
         c.batches += int(e.type == EventType.BATCH)
         touched.add(e.job_id)
         rows.append((e.job_id, c.last_event_id, e.type, data, e.final))
-        links.extend((e.job_id, idx, c.last_event_id) for idx in e.announces)
+        links[e.job_id].update(dict.fromkeys(e.announces, c.last_event_id))
         stored.append(JobEvent(e.job_id, c.last_event_id, e.type, e.data, e.final))
     if rows:
         await conn.execute(
@@ -150,26 +174,13 @@ async def _store_events(conn: Conn, now: float, events: Sequence[NewEvent],
             "SELECT j, i, t, d, f, %s FROM unnest(%s::text[], %s::bigint[], %s::text[], "
             "%s::text[], %s::bool[]) AS u(j, i, t, d, f)",
             (now, *(list(col) for col in zip(*rows, strict=True))))
-    if links:
-        await conn.execute(
-            "UPDATE results AS r SET event_id = a.e FROM unnest(%s::text[], %s::int[], "
-            "%s::bigint[]) AS a(j, i, e) WHERE r.job_id = a.j AND r.idx = a.i",
-            tuple(list(col) for col in zip(*links, strict=True)))
-    if replayed:
-        stored = await _with_replayed(conn, stored, replayed)
-    return stored
-
-
-async def _announced(conn: Conn, events: Sequence[NewEvent]) -> dict[tuple[str, int], int]:
-    """(job, idx) -> event id of the results these events announce that are announced."""
-    pairs = [(e.job_id, idx) for e in events for idx in e.announces]
-    if not pairs:
-        return {}
-    cur = await conn.execute(
-        "SELECT r.job_id, r.idx, r.event_id FROM results r JOIN unnest(%s::text[], %s::int[]) "
-        "AS a(j, i) ON r.job_id = a.j AND r.idx = a.i WHERE r.event_id IS NOT NULL",
-        ([j for j, _ in pairs], [i for _, i in pairs]))
-    return {(r["job_id"], r["idx"]): r["event_id"] for r in await cur.fetchall()}
+    for job_id, announces in links.items():
+        if announces:
+            await conn.execute(
+                "UPDATE results AS r SET event_id = a.e FROM unnest(%s::int[], %s::bigint[]) "
+                "AS a(i, e) WHERE r.job_id = %s AND r.idx = a.i",
+                (list(announces), list(announces.values()), job_id))
+    return stored, replayed
 
 
 async def _with_replayed(conn: Conn, stored: list[JobEvent],

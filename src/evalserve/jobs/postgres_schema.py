@@ -9,9 +9,10 @@ knows is refused (an older replica must not write into a schema it does not unde
 
 Version 1 holds what SQLite's schema 3 holds (`jobs/schema.py`: owners, start attempts, error
 counts, reports), with PostgreSQL's types: JSON is stored as text, as written (key order and
-all), `items`, `results` and `events` belong to their job (`ON DELETE CASCADE`), and a result
-is unique per (job, item) by its primary key. Item leases, for several replicas sharing the
-database, will be the next migration.
+all), and a result is unique per (job, item) by its primary key. `items`, `results` and
+`events` name their job without a foreign key: a per-row check would cost more than the rows
+(a million-item job's COPY), and the store writes them only under the job row's lock. Item
+leases, for several replicas sharing the database, will be the next migration.
 """
 
 from __future__ import annotations
@@ -70,14 +71,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX jobs_by_created ON jobs (created_at)",
         "CREATE INDEX jobs_by_owner ON jobs (owner, created_at)",
         """CREATE TABLE items (
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            job_id TEXT NOT NULL,
             idx INTEGER NOT NULL,
             item_id TEXT NOT NULL,
             data TEXT NOT NULL,
             PRIMARY KEY (job_id, idx)
         )""",
         """CREATE TABLE results (
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            job_id TEXT NOT NULL,
             idx INTEGER NOT NULL,
             item_id TEXT NOT NULL,
             status TEXT NOT NULL,
@@ -89,7 +90,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX results_unannounced ON results (job_id, idx) WHERE event_id IS NULL",
         """CREATE TABLE events (
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            job_id TEXT NOT NULL,
             id BIGINT NOT NULL,
             type TEXT NOT NULL,
             data TEXT NOT NULL,
