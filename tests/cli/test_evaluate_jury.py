@@ -141,3 +141,31 @@ def test_options_not_given_are_left_out() -> None:
     assert job_options(["a"], "median", 1, 2, "mode", 0.5) == {
         "judges": [{"model": "a", "rubric": None}], "aggregate": "median",
         "min_successful": 1, "samples": 2, "reducer": "mode", "temperature": 0.5}
+
+
+def test_the_labelled_example_set_runs_in_one_command(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`evalserve evaluate examples/agreement/labelled.jsonl --rubric judge-1-5` (the README's
+    command, here on a scripted judge that gives the human grade back): 40 items, Catalan and
+    English, every one scored and compared, perfect agreement."""
+    from tests.fakes import ScriptedEngine, request_text
+
+    labelled = Path(__file__).parents[2] / "examples" / "agreement" / "labelled.jsonl"
+    grades = {json.loads(line)["answer"]: json.loads(line)["human_score"]
+              for line in labelled.read_text(encoding="utf-8").splitlines()}
+
+    def script(request: object) -> str:
+        text = request_text(request)
+        answer_text = text.rsplit("Answer: ", 1)[1].split("\n")[0].strip()
+        return json.dumps({"justification": "as the teacher", "score": grades[answer_text]})
+
+    monkeypatch.setattr(registry, "create_engine", lambda settings: ScriptedEngine(script))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    code = run_main(monkeypatch, "evaluate", str(labelled), "--rubric", "judge-1-5")
+    text = " ".join(capsys.readouterr().out.split())
+    assert code == 0, text
+    assert "complete: 40 results, 40 scored, 0 unscored" in text
+    assert "agreement with human grades (40 items)" in text
+    assert "QWK [95% CI] │ 1.000 [1.000, 1.000]" in text
+    assert "exact agreement │ 100.0%" in text

@@ -185,6 +185,14 @@ def test_every_surface_shows_the_same_numbers(kind: str, tmp_path: Path, setting
     _check_run(uri, "api", report, records, score_field)
     if kind == "jury-samples":
         assert set(report["samples"]["per_judge"]) == {"teacher-eval-ca-1", "teacher-eval-ca-2"}
+        api_params = _run_metrics(uri, "api")[0].data.params
+        assert api_params["judges"] == ("teacher-eval-ca-1=small/teacher-eval-ca,"
+                                        "teacher-eval-ca-2=large/teacher-eval-ca")
+        assert (api_params["samples"], api_params["min_successful"]) == ("2", "1")
+        assert api_params["temperature"] == "0.7"
+        cli_params = _run_metrics(uri, "cli")[0].data.params
+        assert cli_params["judges"] == "1=small/job rubric,2=large/job rubric"
+        assert (cli_params["samples"], cli_params["temperature"]) == ("2", "0.7")
         assert rows[0]["judges.teacher-eval-ca-1.samples.2"] != ""
     if kind == "pairwise":
         assert [r["system"] for r in report["pairwise"]["leaderboard"]] == ["long", "mid",

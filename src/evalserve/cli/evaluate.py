@@ -277,7 +277,7 @@ def evaluate(
             rubric_name=rubric, elapsed_seconds=final.get("elapsed_seconds"),
             max_tokens=max_new_tokens, settings=settings, server=server,
             token=first_token(token), experiment=experiment,
-            run_name=run_name, report=report)
+            run_name=run_name, report=report, job_options=options)
         console.print(f"logged MLflow run {run.run_id} in experiment {run.experiment!r} "
                       f"at {run.tracking_uri}")
 

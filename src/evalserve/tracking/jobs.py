@@ -94,12 +94,15 @@ def track_option(track: Any) -> dict[str, Any]:
 
 def panel_params(options: Mapping[str, Any]) -> dict[str, Any]:
     """The run parameters of a job's jury and samples: `judges` (`name=model/rubric`, comma
-    separated), `aggregate`, `min_successful`, `samples`, `reducer`; none for a plain job."""
+    separated; a judge as submitted, without a name or model, shows what it has),
+    `aggregate`, `min_successful`, `samples`, `reducer`; none for a plain job."""
     out: dict[str, Any] = {}
     judges = options.get("judges")
     if judges:
-        out["judges"] = ",".join(f"{j['name']}={j['model']}/{j['rubric_name']}"
-                                 for j in judges)
+        out["judges"] = ",".join(
+            f"{j.get('name') or i + 1}={j.get('model') or 'job model'}/"
+            f"{j.get('rubric_name') or j.get('rubric') or 'job rubric'}"
+            for i, j in enumerate(judges))
         out.update(aggregate=options.get("aggregate"),
                    min_successful=options.get("min_successful"))
     if (options.get("samples") or 1) > 1:

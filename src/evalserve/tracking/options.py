@@ -60,10 +60,13 @@ def log_cli_run(
     tracking_uri: str | None = None,
     engine: str | None = None,
     report: Mapping[str, Any] | None = None,
+    job_options: Mapping[str, Any] | None = None,
 ) -> TrackedRun:
     """Log a finished `evalserve evaluate` as one run (blocking). `report` is the job report
-    the CLI summary showed (None: computed from `records`). `TrackingError` names the URI
+    the CLI summary showed (None: computed from `records`); `job_options` the job options it
+    submitted (logged as parameters: `judges`, `samples`, ...). `TrackingError` names the URI
     when the store is broken; the caller has already written its results file."""
+    from evalserve.tracking.jobs import panel_params
     from evalserve.tracking.mlflow import log_evaluation_run, resolve_tracking_uri
 
     rate = len(records) / elapsed_seconds if elapsed_seconds else None
@@ -78,6 +81,7 @@ def log_cli_run(
             "max_tokens": max_tokens if max_tokens is not None else "rubric default",
             "data_file": Path(data_file).name if data_file else None,
             "items": len(records),
+            **panel_params(job_options or {}),
         },
         metrics_extra={"items_per_second": rate, "elapsed_seconds": elapsed_seconds},
         experiment=experiment,
@@ -101,6 +105,15 @@ def _tracking_rubric(rubric: Rubric | Mapping[str, Any] | None, name: str | None
     return load_rubric(name or "teacher-eval-ca")
 
 
+def _temperature(options: Mapping[str, Any]) -> float:
+    """The judge's temperature of a job submitted with `options`, as the job resolves it."""
+    from evalserve.jobs.grading import SAMPLE_TEMPERATURE
+
+    if options.get("temperature") is not None:
+        return float(options["temperature"])
+    return SAMPLE_TEMPERATURE if (options.get("samples") or 1) > 1 else 0.0
+
+
 def log_cli_evaluation(
     *,
     file: Path,
@@ -116,12 +129,14 @@ def log_cli_evaluation(
     experiment: str | None = None,
     run_name: str | None = None,
     report: Mapping[str, Any] | None = None,
+    job_options: Mapping[str, Any] | None = None,
 ) -> TrackedRun:
     """`evalserve evaluate --mlflow`: log the finished evaluation (in-process or `--server`).
 
     `rubric` is the rubric object (a prompt file's), or the rubric dict the job reports;
     `items` are the file's items in the order of `records`; `report` the job report the
-    summary showed, logged as the run's metrics and `report.json`.
+    summary showed, logged as the run's metrics and `report.json`; `job_options` the job
+    options submitted (`model`, `temperature`, `judges`, `samples`, ...).
     """
     from evalserve.settings import load_settings
 
@@ -130,13 +145,15 @@ def log_cli_evaluation(
         from evalserve.client.models import served_model_id
 
         model, engine = served_model_id(server, token), f"server {server}"
+        model = (job_options or {}).get("model") or model
     else:
         from evalserve.engines.registry import create_engine
 
         model, engine = create_engine(settings).model_id, settings.engine
     return log_cli_run(
         settings, records, rubric=_tracking_rubric(rubric, rubric_name),
-        items=items if len(items) == len(records) else None, model=model, temperature=0.0,
-        max_tokens=max_tokens, elapsed_seconds=elapsed_seconds, data_file=file,
-        experiment=experiment, run_name=run_name, engine=engine, report=report,
+        items=items if len(items) == len(records) else None, model=model,
+        temperature=_temperature(job_options or {}), max_tokens=max_tokens,
+        elapsed_seconds=elapsed_seconds, data_file=file, experiment=experiment,
+        run_name=run_name, engine=engine, report=report, job_options=job_options,
     )
