@@ -151,7 +151,7 @@ async def test_a_commit_cut_by_the_crash_stores_none_of_it(
 def _waiting_on_a_lock(url: str) -> bool:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = "
-                            "'Lock' AND query LIKE 'SELECT id, last_event_id%'").fetchone()[0] > 0
+                            "'Lock' AND query LIKE '%last_event_id FROM jobs%'").fetchone()[0] > 0
 
 
 async def test_a_pool_whose_connections_are_all_busy_is_storage_unavailable(

@@ -1,11 +1,11 @@
 """The body of `PostgresJobStore.commit`: results, counters, events and status changes of
 several jobs in one transaction (the caller opens and ends it).
 
-In order: the touched job rows are locked in id order (`FOR UPDATE`: two writers, later two
-replicas, never deadlock, and each job's `last_event_id` is read under the lock); results are
-inserted with `ON CONFLICT DO NOTHING` and only those inserted count; events are numbered from
-each job's `last_event_id`; announced results point to their event; counters, event numbers
-and batch counts are written once per job; then the status changes, in their order.
+The touched job rows are locked in id order (`FOR UPDATE`: two writers, later two replicas,
+never deadlock, and each job's `last_event_id` is read under the lock); results are inserted
+with `ON CONFLICT DO NOTHING` and only those inserted count; events are numbered from each
+job's `last_event_id`; announced results point to their event; counters, event numbers and
+batch counts are written once per job; then the status changes, in their order.
 
 A `batch_complete` announcing only results already announced is the retry of a commit the
 server took while its answer was lost: it is not stored again, and the events that announced
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 
 from evalserve.jobs.models import EventType, JobEvent, JobStatus, ResultRow
 from evalserve.jobs.schema import dumps
@@ -63,47 +63,22 @@ async def store_commit(conn: Conn, now: float, results: Sequence[ResultRow],
     """Store it all on `conn`, inside the caller's transaction; the stored events.
     `records` and `datas` are the results' records and the events' data, serialized.
 
-    Two groups of statements, each sent at once on a connection in pipeline mode (two round
-    trips however many rows): what must be read (the locked jobs, the results inserted, the
-    results announced already), then every write, computed from what was read."""
-    job_ids = sorted({r.job_id for r in results} | {e.job_id for e in events}
-                     | {s.job_id for s in status})
-    locked = await conn.execute("SELECT id, last_event_id FROM jobs WHERE id = ANY(%s::text[]) "
-                                "ORDER BY id FOR UPDATE", (job_ids,))
-    inserted = await _insert_results(conn, now, results, records) if results else None
-    announcing: dict[str, set[int]] = defaultdict(set)
-    for e in events:
-        announcing[e.job_id].update(e.announces)
-    earlier = [await conn.execute(
-        "SELECT job_id, idx, event_id FROM results WHERE job_id = %s AND idx = ANY(%s::int[]) "
-        "AND event_id IS NOT NULL", (job_id, sorted(idxs)))
-        for job_id, idxs in announcing.items() if idxs]
-
-    counts = {r["id"]: _Counts(last_event_id=r["last_event_id"])
-              for r in await locked.fetchall()}
+    Two statements, sent on a connection in pipeline mode (two round trips however many
+    rows, and few waits on the event loop): one reads what the writes depend on (it locks
+    the jobs and inserts the results: the jobs' event numbers, the results inserted, those
+    already announced), the other writes everything computed from it; then the status
+    changes, each one statement."""
+    counts, inserted, announced = await _read_and_insert(conn, now, results, records, events)
     for r in results:
         if r.job_id not in counts:
             raise job_not_found(r.job_id)
+    _warn_repeated(results, inserted)
     touched: set[str] = set()
-    if inserted is not None:
-        rows = await inserted.fetchall()
-        _warn_repeated(results, rows)
-        for row in rows:
-            counts[row["job_id"]].add(row["status"], row["score"])
-            touched.add(row["job_id"])
-    announced = {(r["job_id"], r["idx"]): r["event_id"]
-                 for cur in earlier for r in await cur.fetchall()}
-
-    stored, replayed = await _store_events(conn, now, events, datas, counts, touched,
-                                           announced)
-    for job_id in sorted(touched):
-        c = counts[job_id]
-        await conn.execute(
-            "UPDATE jobs SET completed = completed + %s, scored = scored + %s, "
-            "unscored = unscored + %s, errors = errors + %s, score_sum = score_sum + %s, "
-            "batches = batches + %s, last_event_id = %s WHERE id = %s",
-            (c.completed, c.scored, c.unscored, c.errors, c.score_sum, c.batches,
-             c.last_event_id, job_id))
+    for row in inserted:
+        counts[row["job_id"]].add(row["status"], row["score"])
+        touched.add(row["job_id"])
+    stored, replayed, rows, links = _number_events(events, datas, counts, touched, announced)
+    await _write(conn, now, rows, links, {j: counts[j] for j in sorted(touched)})
     for s in status:
         await conn.execute(
             "UPDATE jobs SET status = %s, started_at = COALESCE(started_at, %s::float8), "
@@ -118,18 +93,55 @@ async def store_commit(conn: Conn, now: float, results: Sequence[ResultRow],
     return stored
 
 
-async def _insert_results(conn: Conn, now: float, results: Sequence[ResultRow],
-                          records: Sequence[str]) -> AsyncCursor:
-    """Insert the results not stored yet; the cursor returns (job_id, idx, status, score) of
-    those inserted."""
-    return await conn.execute(
-        "INSERT INTO results (job_id, idx, item_id, status, score, record, created_at) "
-        "SELECT j, i, it, st, sc, rec, %s FROM unnest(%s::text[], %s::int[], %s::text[], "
-        "%s::text[], %s::float8[], %s::text[]) AS u(j, i, it, st, sc, rec) "
-        "ON CONFLICT (job_id, idx) DO NOTHING RETURNING job_id, idx, status, score",
-        (now, [r.job_id for r in results], [r.idx for r in results],
-         [r.item_id for r in results], [r.status for r in results],
-         [None if r.score is None else float(r.score) for r in results], list(records)))
+async def _read_and_insert(conn: Conn, now: float, results: Sequence[ResultRow],
+                           records: Sequence[str], events: Sequence[NewEvent]
+                           ) -> tuple[dict[str, _Counts], list[dict[str, Any]],
+                                      dict[tuple[str, int], int]]:
+    """One statement: lock the touched jobs (in id order) and read their last event ids,
+    insert the results not stored yet, and read which results the events announce that were
+    announced already. Returns (counts per job found, rows inserted, announced ids)."""
+    job_ids = sorted({r.job_id for r in results} | {e.job_id for e in events})
+    parts = ["locked AS (SELECT id, last_event_id FROM jobs WHERE id = ANY(%s::text[]) "
+             "ORDER BY id FOR UPDATE)"]
+    selects = ["SELECT 'job' AS kind, id AS job_id, last_event_id AS a, NULL::bigint AS b, "
+               "NULL::text AS status, NULL::float8 AS score FROM locked"]
+    params: list[Any] = [job_ids]
+    if results:
+        parts.append(
+            "ins AS (INSERT INTO results (job_id, idx, item_id, status, score, record, "
+            "created_at) SELECT j, i, it, st, sc, rec, %s FROM unnest(%s::text[], %s::int[], "
+            "%s::text[], %s::text[], %s::float8[], %s::text[]) AS u(j, i, it, st, sc, rec) "
+            "ON CONFLICT (job_id, idx) DO NOTHING RETURNING job_id, idx, status, score)")
+        selects.append("SELECT 'result', job_id, idx, NULL, status, score FROM ins")
+        params += [now, [r.job_id for r in results], [r.idx for r in results],
+                   [r.item_id for r in results], [r.status for r in results],
+                   [None if r.score is None else float(r.score) for r in results],
+                   list(records)]
+    announcing: dict[str, set[int]] = defaultdict(set)
+    for e in events:
+        announcing[e.job_id].update(e.announces)
+    for n, (job_id, idxs) in enumerate(sorted(announcing.items())):
+        if idxs:
+            # By primary key: one job, its indexes (a join on both from unnest scans them all).
+            parts.append(f"a{n} AS (SELECT job_id, idx, event_id FROM results WHERE "
+                         "job_id = %s AND idx = ANY(%s::int[]) AND event_id IS NOT NULL)")
+            selects.append(f"SELECT 'announced', job_id, idx, event_id, NULL, NULL FROM a{n}")
+            params += [job_id, sorted(idxs)]
+    if not job_ids:
+        return {}, [], {}
+    cur = await conn.execute(f"WITH {', '.join(parts)} {' UNION ALL '.join(selects)}", params)
+    counts: dict[str, _Counts] = {}
+    inserted: list[dict[str, Any]] = []
+    announced: dict[tuple[str, int], int] = {}
+    for r in await cur.fetchall():
+        if r["kind"] == "job":
+            counts[r["job_id"]] = _Counts(last_event_id=r["a"])
+        elif r["kind"] == "result":
+            inserted.append({"job_id": r["job_id"], "idx": r["a"], "status": r["status"],
+                             "score": r["score"]})
+        else:
+            announced[(r["job_id"], r["a"])] = r["b"]
+    return counts, inserted, announced
 
 
 def _warn_repeated(results: Sequence[ResultRow], inserted: list[dict[str, Any]]) -> None:
@@ -141,16 +153,20 @@ def _warn_repeated(results: Sequence[ResultRow], inserted: list[dict[str, Any]])
             log.warning("job %s item %d already had a result; kept the first", r.job_id, r.idx)
 
 
-async def _store_events(conn: Conn, now: float, events: Sequence[NewEvent],
-                        datas: Sequence[str], counts: dict[str, _Counts], touched: set[str],
-                        announced: dict[tuple[str, int], int]
-                        ) -> tuple[list[JobEvent], dict[str, set[int]]]:
-    """Number and insert the events, point the results they announce at them. Returns the
-    stored events (a replayed batch as a placeholder of id -1) and, per job, the ids of the
-    earlier events that replayed batches stand for."""
+_EventRow = tuple[str, int, str, str, bool]
+
+
+def _number_events(events: Sequence[NewEvent], datas: Sequence[str],
+                   counts: dict[str, _Counts], touched: set[str],
+                   announced: dict[tuple[str, int], int]
+                   ) -> tuple[list[JobEvent], dict[str, set[int]], list[_EventRow],
+                              dict[str, dict[int, int]]]:
+    """Number the events from their jobs' last ids. Returns the stored events (a replayed
+    batch as a placeholder of id -1), per job the ids of the earlier events replayed batches
+    stand for, the event rows to insert, and per job the results' new event ids."""
     stored: list[JobEvent] = []
     replayed: dict[str, set[int]] = defaultdict(set)
-    rows: list[tuple[str, int, str, str, bool]] = []
+    rows: list[_EventRow] = []
     links: dict[str, dict[int, int]] = defaultdict(dict)
     for e, data in zip(events, datas, strict=True):
         if e.job_id not in counts:
@@ -168,19 +184,39 @@ async def _store_events(conn: Conn, now: float, events: Sequence[NewEvent],
         rows.append((e.job_id, c.last_event_id, e.type, data, e.final))
         links[e.job_id].update(dict.fromkeys(e.announces, c.last_event_id))
         stored.append(JobEvent(e.job_id, c.last_event_id, e.type, e.data, e.final))
+    return stored, replayed, rows, links
+
+
+async def _write(conn: Conn, now: float, rows: list[_EventRow],
+                 links: dict[str, dict[int, int]], counts: dict[str, _Counts]) -> None:
+    """One statement: insert the events, point the announced results at them, add the
+    counts to the jobs."""
+    parts: list[str] = []
+    params: list[Any] = []
     if rows:
-        await conn.execute(
-            "INSERT INTO events (job_id, id, type, data, final, created_at) "
-            "SELECT j, i, t, d, f, %s FROM unnest(%s::text[], %s::bigint[], %s::text[], "
-            "%s::text[], %s::bool[]) AS u(j, i, t, d, f)",
-            (now, *(list(col) for col in zip(*rows, strict=True))))
-    for job_id, announces in links.items():
+        parts.append("ev AS (INSERT INTO events (job_id, id, type, data, final, created_at) "
+                     "SELECT j, i, t, d, f, %s FROM unnest(%s::text[], %s::bigint[], "
+                     "%s::text[], %s::text[], %s::bool[]) AS u(j, i, t, d, f))")
+        params += [now, *(list(col) for col in zip(*rows, strict=True))]
+    for n, (job_id, announces) in enumerate(sorted(links.items())):
         if announces:
-            await conn.execute(
-                "UPDATE results AS r SET event_id = a.e FROM unnest(%s::int[], %s::bigint[]) "
-                "AS a(i, e) WHERE r.job_id = %s AND r.idx = a.i",
-                (list(announces), list(announces.values()), job_id))
-    return stored, replayed
+            parts.append(f"l{n} AS (UPDATE results AS r SET event_id = a.e FROM "
+                         "unnest(%s::int[], %s::bigint[]) AS a(i, e) "
+                         "WHERE r.job_id = %s AND r.idx = a.i)")
+            params += [list(announces), list(announces.values()), job_id]
+    if counts:
+        parts.append(
+            "jb AS (UPDATE jobs AS j SET completed = j.completed + c.n, scored = j.scored + c.s, "
+            "unscored = j.unscored + c.u, errors = j.errors + c.e, "
+            "score_sum = j.score_sum + c.total, batches = j.batches + c.b, last_event_id = c.last "
+            "FROM unnest(%s::text[], %s::int[], %s::int[], %s::int[], %s::int[], %s::float8[], "
+            "%s::int[], %s::bigint[]) AS c(id, n, s, u, e, total, b, last) WHERE j.id = c.id)")
+        cs = list(counts.values())
+        params += [list(counts), [c.completed for c in cs], [c.scored for c in cs],
+                   [c.unscored for c in cs], [c.errors for c in cs], [c.score_sum for c in cs],
+                   [c.batches for c in cs], [c.last_event_id for c in cs]]
+    if parts:
+        await conn.execute(f"WITH {', '.join(parts)} SELECT 1", params)
 
 
 async def _with_replayed(conn: Conn, stored: list[JobEvent],
