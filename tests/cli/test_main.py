@@ -53,11 +53,19 @@ def test_every_option_of_every_command_is_in_its_help(path: tuple[str, ...]) -> 
 
 
 def test_engine_and_model_options_are_the_shared_ones() -> None:
+    """`evaluate`'s `--model` is also the job's judge model with `--server`: its help says
+    both, the local meaning first."""
     for path, command in ALL.items():
         helps = {opt: param.help for param in command.params for opt in param.opts}
         if "--engine" in helps:
             assert helps["--engine"] == "transformers | openai | vllm (ENGINE)", path
-            assert helps["--model"] == "Local model directory or .gguf file (MODEL_NAME)", path
+            if path == ("evaluate",):
+                assert helps["--model"].startswith(
+                    "The judge model: in-process the local model directory or .gguf file to "
+                    "load (MODEL_NAME); with --server one the server serves"), path
+            else:
+                assert helps["--model"] == ("Local model directory or .gguf file "
+                                            "(MODEL_NAME)"), path
 
 
 def test_main_turns_a_library_error_into_exit_code_2(
