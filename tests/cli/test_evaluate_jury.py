@@ -117,7 +117,7 @@ def test_model_names_the_server_jobs_judge_model(
         refused = run_main(monkeypatch, "evaluate", str(items_file(tmp_path)), "--server",
                            url, "--model", "huge")
     assert refused != 0
-    assert "model 'huge' is not served here; available models: small, large" in " ".join(
+    assert "model 'huge' is not served here; served models: small, large" in " ".join(
         capsys.readouterr().err.split())
 
 

@@ -75,8 +75,8 @@ async def test_an_unknown_judge_model_is_a_422_listing_the_served_ones(
                                                        "judges": [{"model": "huge"}]})
     assert refused.status_code == 422
     assert refused.json()["error"]["message"] == (
-        "judges[0].model 'huge' is not served here; available models: small, large (or "
-        "leave it out for the job's own)")
+        "judges[0].model 'huge' is not served here; served models: small, large (or "
+        "null for the job's own)")
 
 
 @service_takes_model
@@ -90,5 +90,5 @@ async def test_the_jobs_model_judges_it_and_an_unknown_one_is_a_422(
         refused = await client.post("/evaluate", json={"items": [item(0)], "model": "huge"})
     assert refused.status_code == 422
     assert refused.json()["error"]["message"] == (
-        "model 'huge' is not served here; available models: small, large (or leave it out "
-        "for the engine's own)")
+        "model 'huge' is not served here; served models: small, large (or null for the "
+        "engine's own)")

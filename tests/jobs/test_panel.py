@@ -54,7 +54,7 @@ async def test_the_embedded_engine_offers_its_one_model() -> None:
     engine = ScriptedEngine(lambda r: answer())
     assert await panel_options(kit, engine, name, rubric, model="scripted") == {
         "model": "scripted"}
-    with pytest.raises(InvalidInputError, match="available models: scripted "):
+    with pytest.raises(InvalidInputError, match="served models: scripted "):
         await panel_options(kit, engine, name, rubric, model="other")
 
 
@@ -73,11 +73,11 @@ async def test_samples_default_to_mean_at_temperature_0_7() -> None:
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"judges": [{"model": "gpt-x"}]},
-     "judges[0].model 'gpt-x' is not served here; available models: scripted, other "
-     "(or leave it out for the job's own)"),
-    ({"model": "gpt-x"}, "model 'gpt-x' is not served here; available models: scripted, other "
-                         "(or leave it out for the engine's own)"),
-    ({"model": 3}, "model 3 is not served here; available models: scripted, other"),
+     "judges[0].model 'gpt-x' is not served here; served models: scripted, other "
+     "(or null for the job's own)"),
+    ({"model": "gpt-x"}, "model 'gpt-x' is not served here; served models: scripted, other "
+                         "(or null for the engine's own)"),
+    ({"model": 3}, "model 3 is not served here; served models: scripted, other"),
     ({"judges": [{"rubric": "judge-1-5"}]},
      "judges[0].rubric 'judge-1-5' scores on [1, 2, 3, 4, 5] but the job's rubric "
      "'teacher-eval-ca' on [0, 1, 2, 3, 4, 5]"),

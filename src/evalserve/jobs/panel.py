@@ -51,8 +51,8 @@ def _model(name: str, model: Any, served: list[str]) -> str | None:
     if model is None:
         return None
     if not isinstance(model, str) or model not in served:
-        raise InvalidInputError(f"{name} {model!r} is not served here; available models: "
-                                f"{', '.join(served)} (or leave it out for "
+        raise InvalidInputError(f"{name} {model!r} is not served here; served models: "
+                                f"{', '.join(served)} (or null for "
                                 f"{'the job' if name != 'model' else 'the engine'}'s own)")
     return model
 
