@@ -72,3 +72,22 @@ async def test_a_report_that_cannot_be_made_is_an_error_not_a_failed_job(
     monkeypatch.setattr(report_module, "job_report", broken)
     job = Job(id="j", status=JobStatus.RUNNING, rubric_name="r", rubric=RUBRIC, total=1)
     assert await compute_report(job, []) == {"error": "the report could not be computed: boom"}
+
+
+async def test_job_records_reads_every_record_in_small_pages(store: SQLiteJobStore) -> None:
+    """The report's records come 500 per store call (each page decoded on the event loop
+    between others' requests), all of them, in item order."""
+    from evalserve.jobs.reports import RECORDS_PAGE, job_records
+
+    records = [_record(i, 1 + i % 5, float(1 + i % 5)) for i in range(1203)]
+    job = await _job(store, records)
+    limits: list[int] = []
+    read = store.records
+
+    async def spy(job_id: str, after_idx: int = -1, limit: int = 1000) -> list:
+        limits.append(limit)
+        return await read(job_id, after_idx, limit)
+
+    store.records = spy  # type: ignore[method-assign]
+    assert await job_records(store, job.id) == records
+    assert RECORDS_PAGE == 500 and limits == [500, 500, 500, 500]  # 3 full pages, 1 empty
