@@ -11,10 +11,10 @@
   the human grades, columns the judge's);
 - on the **raw values**: Spearman and Pearson correlation with their p-values (scipy), the
   mean absolute error, the bias (mean of judge − human), and the items that differ most;
-- percentile bootstrap confidence intervals (``scipy.stats.bootstrap``, paired, seeded: the
-  same inputs give the same intervals) for QWK and Spearman; an interval is ``None`` when
-  some resamples leave the statistic undefined (e.g. a judge that nearly always gives one
-  grade draws resamples of constant scores).
+- percentile bootstrap confidence intervals (``scipy.stats.bootstrap``, seeded: the same
+  inputs give the same intervals) for QWK and Spearman, both from one draw of resampled
+  pairs, each resample scored from its pair counts (`_PairStatistics`: fast on 100k items);
+  ``None`` when some resample leaves the statistic undefined (constant scores).
 
 A number that is undefined on the data (a correlation of constant ratings, a κ when both
 raters use one grade, κ, α and correlations on fewer than two pairs) is ``None``, never NaN, so
