@@ -378,6 +378,7 @@ async def test_the_jobs_model_is_on_every_request() -> None:
     status, score, record = await grader.grade(ITEM, 0)
     assert (status, score, record["feedback"]) == ("scored", 4, "large says")
     assert [r.model for r in engine.requests] == ["large"]
+    assert all(r.background for r in engine.requests)  # a job's work
 
 
 async def test_no_job_model_asks_the_engines_own() -> None:

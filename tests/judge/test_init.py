@@ -16,7 +16,7 @@ def test_public_names() -> None:
 def test_agreed_signatures() -> None:
     init = inspect.signature(judge.Judge.__init__)
     assert list(init.parameters) == ["self", "engine", "rubric", "temperature", "max_tokens",
-                                     "retries", "seed", "model"]
+                                     "retries", "seed", "model", "background"]
     assert init.parameters["retries"].default == 2
     assert [f.name for f in dataclasses.fields(judge.Grade)] == [
         "item_id", "status", "score", "feedback", "score_expected", "score_probs", "raw",

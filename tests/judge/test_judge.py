@@ -110,6 +110,7 @@ async def test_the_judges_model_is_on_every_request_a_cut_answers_second_step_to
     assert [r.model for r in engine.requests] == ["judge-large", "judge-large"]
     await Judge(engine, TEACHER).grade(ITEM)
     assert engine.requests[-1].model is None  # the engine's own
+    assert not any(r.background for r in engine.requests)  # direct unless told otherwise
 
 
 async def test_cut_answer_without_feedback_is_retried_then_unscored() -> None:

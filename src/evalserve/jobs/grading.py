@@ -28,7 +28,8 @@ samples j*k to j*k + k - 1, so no two jurors share a seed): the juror's score is
 item's the `aggregate` over the jurors that scored, as above; the record adds `reducer`.
 
 Every judge asks for its **model** on each `GenerationRequest.model`: the job's `model`
-(None: the engine's own), a juror its resolved one.
+(None: the engine's own), a juror its resolved one; and marks each request `background` (a
+job's work, which the engine serves after direct requests).
 """
 
 from __future__ import annotations
@@ -316,4 +317,4 @@ class JudgeKit:
         from evalserve.judge.judge import Judge
 
         return Judge(engine, rubric, temperature=temperature, max_tokens=self.max_tokens,
-                     retries=self.retries, seed=seed, model=model)
+                     retries=self.retries, seed=seed, model=model, background=True)

@@ -105,6 +105,7 @@ class Judge:
         retries: int = 2,
         seed: int | None = None,
         model: str | None = None,
+        background: bool = False,
     ) -> None:
         if retries < 0:
             raise InvalidInputError("retries must be >= 0")
@@ -119,6 +120,9 @@ class Judge:
         self.model = model
         """The model every request names (`GenerationRequest.model`: a router routes by it);
         None: the engine's own."""
+        self.background = background
+        """Every request is background work (`GenerationRequest.background`: a job's items,
+        which the engine serves after direct requests)."""
         self._plan = self._make_plan()
         # `reference` is always accepted: jobs score it with metrics even when the rubric's
         # prompt does not show it to the judge.
@@ -252,7 +256,7 @@ class Judge:
         seed = None if self.seed is None else self.seed + attempt
         logprobs = 20 if self.engine.supports_logprobs else None
         return GenerationRequest(model=self.model, temperature=temperature, seed=seed,
-                                 logprobs=logprobs, **kwargs)
+                                 logprobs=logprobs, background=self.background, **kwargs)
 
     async def _attempt(
         self, messages: list[dict], attempt: int
