@@ -216,7 +216,10 @@ class Settings(BaseSettings):
     """YAML file of routed models and their OpenAI-compatible endpoints (key, weight, max
     concurrency, fallbacks); set, it replaces `ENGINE`/`VLLM_ENDPOINT`."""
     replica_id: str | None = None
-    """This replica's name in metrics labels and traces; unset: `<hostname>-<pid>`."""
+    """This replica's name in metrics labels, traces and job leases; unset: `<hostname>-<pid>`."""
+    job_lease_seconds: float = Field(30.0, gt=0.0)
+    """A replica runs a job only while it holds the job's lease, renewed every third of this;
+    a job whose lease ran out (its replica died) is taken over by another replica."""
     otel_exporter_otlp_endpoint: str | None = None
     """OTLP/HTTP collector (e.g. `http://collector:4318`): traces are exported there; unset:
     no tracing."""
