@@ -36,7 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from evalserve.errors import ConflictError
 from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
-from evalserve.jobs.postgres_commit import store_commit
+from evalserve.jobs.postgres_commit import commit_one_job, store_commit
 from evalserve.jobs.postgres_faults import configuration_fault, storage_fault
 from evalserve.jobs.postgres_schema import migrate
 from evalserve.jobs.schema import JOB_COLUMNS, dumps, job_from_row
@@ -85,12 +85,12 @@ class PostgresJobStore(JobStore):
                              pool_size=self.pool_size)
 
     async def _run(self, fn: Callable[[Conn], Awaitable[T]], writing: bool,
-                   pipeline: bool = False) -> T:
+                   pipeline: bool = False, transaction: bool = True) -> T:
         if self._pool is None:
             raise RuntimeError("the PostgreSQL job store is not open: await store.open() first")
         try:
             async with self._pool.connection() as conn:
-                if not writing:
+                if not (writing and transaction):
                     return await fn(conn)
                 if pipeline:
                     async with conn.pipeline(), conn.transaction():
@@ -294,6 +294,15 @@ class PostgresJobStore(JobStore):
         # Serialized before the transaction: a value JSON cannot hold fails here, at once.
         records = [dumps(r.record) for r in results]
         datas = [dumps(e.data) for e in events]
+
+        jobs = {r.job_id for r in results} | {e.job_id for e in events}
+        if not status and len(jobs) == 1:
+            # The writer's group commit: one statement, atomic on its own.
+            async def one(conn: Conn) -> list[JobEvent]:
+                return await commit_one_job(conn, now, jobs.pop(), results, records, events,
+                                            datas)
+
+            return await self._run(one, writing=True, transaction=False)
 
         async def run(conn: Conn) -> list[JobEvent]:
             return await store_commit(conn, now, results, records, events, datas, status)

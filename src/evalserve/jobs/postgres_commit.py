@@ -27,7 +27,7 @@ from evalserve.jobs.models import EventType, JobEvent, JobStatus, ResultRow
 from evalserve.jobs.schema import dumps
 from evalserve.jobs.store import NewEvent, StatusChange, job_not_found
 
-__all__ = ["store_commit"]
+__all__ = ["store_commit", "commit_one_job"]
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +235,92 @@ async def _with_replayed(conn: Conn, stored: list[JobEvent],
         else:
             out.append(event)
     return out
+
+
+#: The commit of one job's results and events without a status change (the writer's group
+#: commit) as one statement: atomic by itself, one round trip, no BEGIN/COMMIT. The same steps
+#: as `store_commit`, in SQL: lock the job, find the events that replay announced results,
+#: number the others, insert the results (with the event announcing them), point earlier
+#: results at their event, insert the events, add the counts. Nothing is stored for a job
+#: that does not exist (its rows are filtered out; the caller raises).
+_ONE_JOB = """
+WITH locked AS (SELECT id, last_event_id FROM jobs WHERE id = %(job)s FOR UPDATE),
+ev AS (SELECT * FROM unnest(%(e_type)s::text[], %(e_data)s::text[], %(e_final)s::bool[])
+       WITH ORDINALITY AS e(t, d, f, o)),
+ann AS (SELECT * FROM unnest(%(a_ord)s::bigint[], %(a_idx)s::int[]) AS a(o, i)),
+prior AS (SELECT idx, event_id FROM results WHERE job_id = %(job)s
+          AND idx = ANY(%(a_idx)s::int[]) AND event_id IS NOT NULL),
+replay AS (SELECT ann.o, array_agg(DISTINCT p.event_id) AS ids FROM ann
+           LEFT JOIN prior p ON p.idx = ann.i GROUP BY ann.o HAVING bool_and(p.idx IS NOT NULL)),
+numbered AS (SELECT ev.*, (SELECT last_event_id FROM locked)
+                          + row_number() OVER (ORDER BY ev.o) AS id
+             FROM ev WHERE ev.o NOT IN (SELECT o FROM replay)),
+links AS (SELECT ann.i AS idx, max(n.id) AS id FROM ann JOIN numbered n ON n.o = ann.o
+          GROUP BY ann.i),
+ins AS (INSERT INTO results (job_id, idx, item_id, status, score, record, created_at, event_id)
+        SELECT %(job)s, u.i, u.it, u.st, u.sc, u.rec, %(now)s, l.id
+        FROM unnest(%(r_idx)s::int[], %(r_item)s::text[], %(r_status)s::text[],
+                    %(r_score)s::float8[], %(r_record)s::text[]) AS u(i, it, st, sc, rec)
+        LEFT JOIN links l ON l.idx = u.i WHERE EXISTS (SELECT 1 FROM locked)
+        ON CONFLICT (job_id, idx) DO NOTHING RETURNING idx, status, score),
+relink AS (UPDATE results AS r SET event_id = l.id FROM links l
+           WHERE r.job_id = %(job)s AND r.idx = l.idx),
+evins AS (INSERT INTO events (job_id, id, type, data, final, created_at)
+          SELECT %(job)s, n.id, n.t, n.d, n.f, %(now)s FROM numbered n
+          WHERE EXISTS (SELECT 1 FROM locked)),
+agg AS (SELECT count(*) AS n,
+               count(*) FILTER (WHERE status = 'scored' AND score IS NOT NULL) AS s,
+               count(*) FILTER (WHERE status = 'error') AS e,
+               COALESCE(sum(score) FILTER (WHERE status = 'scored'
+                                           AND score IS NOT NULL), 0) AS total FROM ins),
+evagg AS (SELECT count(*) FILTER (WHERE t = 'batch_complete') AS b, max(id) AS last
+          FROM numbered),
+jb AS (UPDATE jobs AS j SET completed = j.completed + agg.n, scored = j.scored + agg.s,
+              errors = j.errors + agg.e, unscored = j.unscored + agg.n - agg.s - agg.e,
+              score_sum = j.score_sum + agg.total, batches = j.batches + evagg.b,
+              last_event_id = COALESCE(evagg.last, j.last_event_id)
+       FROM agg, evagg WHERE j.id = %(job)s)
+SELECT 'job' AS kind, (SELECT count(*) FROM locked) AS o, NULL::bigint AS id,
+       (SELECT array_agg(idx) FROM ins) AS ids
+UNION ALL SELECT 'event', o, id, NULL FROM numbered
+UNION ALL SELECT 'replay', o, NULL, ids::int[] FROM replay
+"""
+
+
+async def commit_one_job(conn: Conn, now: float, job_id: str, results: Sequence[ResultRow],
+                         records: Sequence[str], events: Sequence[NewEvent],
+                         datas: Sequence[str]) -> list[JobEvent]:
+    """`store_commit` of one job's results and events without a status change, as one
+    statement on an autocommit connection (see `_ONE_JOB`)."""
+    params = {
+        "job": job_id, "now": now,
+        "e_type": [e.type for e in events], "e_data": list(datas),
+        "e_final": [e.final for e in events],
+        "a_ord": [o for o, e in enumerate(events, 1) for _ in e.announces],
+        "a_idx": [idx for e in events for idx in e.announces],
+        "r_idx": [r.idx for r in results], "r_item": [r.item_id for r in results],
+        "r_status": [r.status for r in results],
+        "r_score": [None if r.score is None else float(r.score) for r in results],
+        "r_record": list(records)}
+    rows = await (await conn.execute(_ONE_JOB, params)).fetchall()
+    ids: dict[int, int] = {}
+    replayed: dict[str, set[int]] = defaultdict(set)
+    placeholders: set[int] = set()
+    for r in rows:
+        if r["kind"] == "job":
+            if not r["o"]:
+                raise job_not_found(job_id)
+            _warn_repeated(results, [{"job_id": job_id, "idx": i} for i in r["ids"] or []])
+        elif r["kind"] == "event":
+            ids[r["o"]] = r["id"]
+        else:
+            placeholders.add(r["o"])
+            replayed[job_id] |= set(r["ids"])
+    stored = [JobEvent(job_id, -1, e.type, {}, e.final) if o in placeholders
+              else JobEvent(job_id, ids[o], e.type, e.data, e.final)
+              for o, e in enumerate(events, 1)]
+    if placeholders:
+        log.warning("job %s: %d event(s) announcing only announced results (a commit retried "
+                    "after its answer was lost) not stored again", job_id, len(placeholders))
+        stored = await _with_replayed(conn, stored, replayed)
+    return stored
