@@ -1,7 +1,7 @@
 """PostgreSQL job store / SQLite job store: items/s of one job service, side by side in one run.
 
     python benchmarks/store_backends.py [--items 3000] [--latency 0.01] [--capacity 32]
-                                        [--rounds 3] [--database-url URL]
+                                        [--rounds 5] [--database-url URL]
 
 A scripted engine (`tests/fakes.py`) answers every item after a fixed latency with at most
 `capacity` items in flight (no model: the store is what differs). The same `JobService` (the
@@ -109,7 +109,7 @@ def main() -> int:
     parser.add_argument("--capacity", type=int, default=32, help="items in flight at most")
     parser.add_argument("--batch-size", type=int, default=10, help="results per SSE batch")
     parser.add_argument("--pool-size", type=int, default=10, help="DATABASE_POOL_SIZE")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", help="an existing PostgreSQL server to use "
                         "(default: start one from Debian's binaries)")
     args = parser.parse_args()
