@@ -309,11 +309,11 @@ async def test_the_scheduler_survives_store_errors(tmp_path: Path) -> None:
         real = service.store.runnable_jobs
         calls = []
 
-        async def flaky(limit: int) -> list[Job]:
+        async def flaky(limit: int, **kwargs: float) -> list[Job]:
             calls.append(limit)
             if len(calls) <= 3:
                 raise sqlite3.OperationalError("disk I/O error")
-            return await real(limit)
+            return await real(limit, **kwargs)
 
         waited: list[float] = []
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from evalserve.tracing import replica_name
 
 __all__ = ["RunnerConfig"]
 
@@ -23,6 +25,9 @@ class RunnerConfig:
     store_retries: int = 3
     """Retries of a runner's store read or final commit (not a setting)."""
     store_retry_backoff_seconds: float = 0.5
+    replica_id: str = field(default_factory=replica_name)
+    """Who holds the leases of the jobs this runner runs (`REPLICA_ID`, else host-pid)."""
+    job_lease_seconds: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> RunnerConfig:
@@ -33,4 +38,6 @@ class RunnerConfig:
                    cleanup_interval_seconds=settings.cleanup_interval_seconds,
                    max_job_attempts=settings.max_job_attempts,
                    item_retries=settings.item_retries,
-                   item_retry_backoff_seconds=settings.item_retry_backoff_seconds)
+                   item_retry_backoff_seconds=settings.item_retry_backoff_seconds,
+                   replica_id=replica_name(settings.replica_id),
+                   job_lease_seconds=settings.job_lease_seconds)

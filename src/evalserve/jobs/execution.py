@@ -36,6 +36,9 @@ class Execution:
     commits: set[asyncio.Future] = field(default_factory=set)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: bool = False
+    lost: bool = False
+    """Its lease is no longer this replica's (cancelled or deleted elsewhere, or taken over):
+    it stops here without an end (whoever holds it ends it)."""
     failure: BaseException | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 

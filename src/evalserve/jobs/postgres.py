@@ -17,7 +17,8 @@ are returned instead, so nothing is announced twice.
 
 Storage faults (`jobs/postgres_faults.py`) are `StorageFullError`; the URL's password is
 never logged nor put in a message. The schema is created and migrated at `open`
-(`jobs/postgres_schema.py`).
+(`jobs/postgres_schema.py`); job leases, for replicas sharing the database, are
+`jobs/postgres_leases.py`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from evalserve.errors import ConflictError
 from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
 from evalserve.jobs.postgres_commit import commit_one_job, store_commit
 from evalserve.jobs.postgres_faults import configuration_fault, storage_fault
+from evalserve.jobs.postgres_leases import PostgresLeases
 from evalserve.jobs.postgres_schema import migrate
 from evalserve.jobs.schema import JOB_COLUMNS, dumps, job_from_row
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange, job_not_found
@@ -61,7 +63,7 @@ def _clamp(n: int) -> int:
     return max(-_MAX_ID - 1, min(n, _MAX_ID))
 
 
-class PostgresJobStore(JobStore):
+class PostgresJobStore(PostgresLeases, JobStore):
     """The shared job store: `url` is a `postgresql://user:password@host:port/db` URL.
 
     `pool_size`: most connections held. `timeout`: seconds a call waits for a connection
@@ -197,28 +199,6 @@ class PostgresJobStore(JobStore):
         rows = await self._rows(f"SELECT {JOB_COLUMNS} FROM jobs {clause}"
                                 "ORDER BY created_at DESC, id DESC LIMIT %s", (*args, limit))
         return [job_from_row(r) for r in rows]
-
-    async def runnable_jobs(self, limit: int) -> list[Job]:
-        rows = await self._rows(
-            f"SELECT {JOB_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY owner "
-            "ORDER BY created_at, id) AS turn FROM jobs WHERE status = 'queued') AS q "
-            "ORDER BY started_at IS NULL, turn, created_at, id LIMIT %s", (limit,))
-        return [job_from_row(r) for r in rows]
-
-    async def requeue_interrupted(self, max_attempts: int | None = None) -> tuple[int, list[Job]]:
-        async def requeue(conn: Conn) -> tuple[int, list[Job]]:
-            poisoned: list[Job] = []
-            if max_attempts is not None:
-                cur = await conn.execute(
-                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' "
-                    "AND attempts >= %s ORDER BY created_at, id FOR UPDATE", (max_attempts,))
-                poisoned = [job_from_row(r) for r in await cur.fetchall()]
-            cur = await conn.execute(
-                "UPDATE jobs SET status = 'queued' WHERE status = 'running' "
-                "AND NOT (id = ANY(%s::text[]))", ([j.id for j in poisoned],))
-            return cur.rowcount, poisoned
-
-        return await self._write(requeue)
 
     async def count_active(self) -> int:
         rows = await self._rows("SELECT COUNT(*) AS n FROM jobs "

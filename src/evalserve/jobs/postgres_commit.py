@@ -83,11 +83,13 @@ async def store_commit(conn: Conn, now: float, results: Sequence[ResultRow],
         await conn.execute(
             "UPDATE jobs SET status = %s, started_at = COALESCE(started_at, %s::float8), "
             "finished_at = COALESCE(%s::float8, finished_at), error = COALESCE(%s::text, error), "
-            "report = COALESCE(%s::text, report), attempts = GREATEST(0, attempts + %s - %s) "
-            "WHERE id = %s",
+            "report = COALESCE(%s::text, report), attempts = GREATEST(0, attempts + %s - %s), "
+            "lease_owner = CASE WHEN %s THEN lease_owner END, "
+            "lease_until = CASE WHEN %s THEN lease_until END WHERE id = %s",
             (s.status.value, s.started_at, s.finished_at, dumps(s.error) if s.error else None,
              dumps(s.report) if s.report is not None else None,
-             int(s.status is JobStatus.RUNNING), int(s.handed_back), s.job_id))
+             int(s.status is JobStatus.RUNNING), int(s.handed_back),
+             *[s.status is JobStatus.RUNNING] * 2, s.job_id))
     if replayed:
         stored = await _with_replayed(conn, stored, replayed)
     return stored

@@ -11,8 +11,10 @@ Version 1 holds what SQLite's schema 3 holds (`jobs/schema.py`: owners, start at
 counts, reports), with PostgreSQL's types: JSON is stored as text, as written (key order and
 all), and a result is unique per (job, item) by its primary key. `items`, `results` and
 `events` name their job without a foreign key: a per-row check would cost more than the rows
-(a million-item job's COPY), and the store writes them only under the job row's lock. Item
-leases, for several replicas sharing the database, will be the next migration.
+(a million-item job's COPY), and the store writes them only under the job row's lock.
+
+Version 2 adds job leases (`lease_owner`, `lease_until`: the replica running the job and until
+when, `jobs/postgres_leases.py`); a job left `running` by version 1 has none and is claimable.
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (job_id, id)
         )""",
+    )),
+    Migration(2, "job leases: the replica running a job and until when", (
+        "ALTER TABLE jobs ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION",
+        "CREATE INDEX jobs_by_lease ON jobs (lease_owner) WHERE status = 'running'",
     )),
 )
 

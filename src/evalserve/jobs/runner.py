@@ -3,8 +3,9 @@ announcing it.
 
 - Up to `MAX_CONCURRENT_JOBS` jobs run at once, and an owner with nothing running always gets
   one started (`jobs/admission.py`); the others wait `queued`, round-robin across owners (jobs
-  interrupted by a crash or a stop go first when the runner starts again). A job that was
-  running when the process died `MAX_JOB_ATTEMPTS` times is failed instead of resumed.
+  interrupted by a crash or a stop go first). A job runs only while this replica holds its
+  lease (`jobs/leases.py`), so replicas on one store never run a job twice; one whose replica
+  died is taken over when its lease runs out, or failed after `MAX_JOB_ATTEMPTS` such deaths.
 - Items of all running jobs share `engine.capacity` slots: a new item starts as soon as one
   finishes (continuous refill, not fixed sequential batches). Slots go round-robin across
   owners, then across their jobs (`jobs/slots.py`).
@@ -39,17 +40,19 @@ from evalserve.engines.base import Engine
 from evalserve.errors import ConflictError, EngineUnavailableError, StorageFullError
 from evalserve.jobs.admission import admit
 from evalserve.jobs.config import RunnerConfig
+from evalserve.jobs.counts import ActiveCount
 from evalserve.jobs.events import EventBus
 from evalserve.jobs.execution import Execution
 from evalserve.jobs.extensions import FinishHook, ItemHook, apply_item_hooks
 from evalserve.jobs.finisher import JobFinisher
 from evalserve.jobs.grading import Grader, JudgeKit
+from evalserve.jobs.leases import Leases
 from evalserve.jobs.models import Job, JobStatus, ResultRow
 from evalserve.jobs.progress import ProgressTracker
 from evalserve.jobs.retry import RetryPolicy
 from evalserve.jobs.slots import FairSlots
 from evalserve.jobs.spans import traced_engine, traced_item, traced_job
-from evalserve.jobs.store import JobStore, PendingItem, StatusChange
+from evalserve.jobs.store import JobStore, PendingItem
 from evalserve.jobs.writer import JobBatches, ResultWriter
 from evalserve.redact import redact_text
 
@@ -115,7 +118,8 @@ class JobRunner:
         self.finisher = JobFinisher(store, bus, self._writer, finish_hooks=finish_hooks,
                                     clock=clock, on_end=self._ended)
         self._background: list[asyncio.Task] = []
-        self._active = 0
+        self.leases = Leases(store, cfg.replica_id, cfg.job_lease_seconds, clock)
+        self._active = ActiveCount(store)
         # Throughput over the current busy period (any job running), for first estimates.
         self._busy_since: float | None = None
         self._busy_items = 0
@@ -124,47 +128,41 @@ class JobRunner:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Fail jobs interrupted `MAX_JOB_ATTEMPTS` times, requeue the other interrupted ones,
-        then start the scheduler, the writer and the sweeper."""
-        requeued, poisoned = await self.store.requeue_interrupted(self.config.max_job_attempts)
-        if requeued:
-            log.info("resuming %d interrupted job(s)", requeued)
-        for job in poisoned:
-            await self.finisher.fail_poisoned(job, self.config.max_job_attempts,
-                                              self.config.batch_size)
-        self._active = await self.store.count_active()
+        """Start the scheduler (it claims queued jobs and those whose replica died), the lease
+        renewals, the writer and the sweeper."""
+        await self._active.refresh()
         self._writer.start()
         self._background = [
             asyncio.create_task(self._schedule(), name="jobs-scheduler"),
             asyncio.create_task(self._sweep_forever(), name="jobs-sweeper"),
+            asyncio.create_task(self.leases.keep(self._held, self._lost), name="jobs-leases"),
         ]
 
     async def close(self) -> None:
-        """Stop running jobs where they are (they resume on the next start); results already
-        graded are stored first, then the jobs are handed back `queued`, so a clean stop does
-        not count against `MAX_JOB_ATTEMPTS` (a process that dies does)."""
-        running = [ex.job.id for ex in self._running.values()]
+        """Stop running jobs where they are; results already graded are stored first, then
+        their leases are released: `queued` again at once, for any replica, and a clean stop
+        does not count against `MAX_JOB_ATTEMPTS` (a process that dies does)."""
+        running = self._held()
         for task in [*self._background, *self._job_tasks]:
             task.cancel()
         await asyncio.gather(*self._background, *self._job_tasks, return_exceptions=True)
         self._background = []
         await self._writer.close()
+        await self._active.close()
         try:
-            jobs = [await self.store.get_job(job_id) for job_id in running]
-            back = [StatusChange(j.id, JobStatus.QUEUED, handed_back=True)
-                    for j in jobs if j.status is JobStatus.RUNNING]  # not those that ended
-            if back:
-                await self.store.commit(status=back)
-        except Exception:  # they stay `running`: requeued at the next start, and counted
-            log.exception("could not hand back %d running job(s) at stop", len(running))
+            released = await self.leases.release(running)  # not those that ended meanwhile
+            if released:
+                log.info("released %d running job(s) for another replica", released)
+        except Exception:  # they stay `running`: taken over once their leases run out
+            log.exception("could not release %d running job(s) at stop", len(running))
 
     def active_jobs(self) -> int:
-        """Queued + running jobs (what `/health` reports)."""
-        return self._active
+        """Queued + running jobs of every replica (`/health`), a second old at most."""
+        return self._active.value()
 
     def notify_submitted(self) -> None:
         """A job was stored `queued` (new or retried): count it and wake the scheduler."""
-        self._active += 1
+        self._active.add(1)
         self._wake.set()
 
     async def check_engine(self) -> None:
@@ -216,8 +214,9 @@ class JobRunner:
                 await self.store_retry.pause(min(failures, _MAX_BACKOFF_STEP))
                 continue
             # asyncio.timeout, not wait_for: wait_for on 3.11 can lose a cancellation here.
+            # Jobs released or left by other replicas are found by polling.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5.0):
+                async with asyncio.timeout(min(5.0, self.leases.renew_interval)):
                     await self._wake.wait()
 
     async def _schedule_once(self) -> None:
@@ -225,8 +224,17 @@ class JobRunner:
         async with self._lock:
             limit = self.config.max_concurrent_jobs
             candidates = await self.store.runnable_jobs(
-                max(0, limit - len(self._running)) + len(self._running) + _OWNER_LOOKAHEAD)
-            for job in admit(candidates, [ex.job for ex in self._running.values()], limit):
+                max(0, limit - len(self._running)) + len(self._running) + _OWNER_LOOKAHEAD,
+                now=self.clock())
+            chosen = admit(candidates, [ex.job for ex in self._running.values()], limit)
+            if not chosen:
+                return
+            claims = await self.leases.claim([j.id for j in chosen],
+                                             self.config.max_job_attempts)
+            for job in claims.poisoned:
+                await self.finisher.fail_poisoned(job, self.config.max_job_attempts,
+                                                  self.config.batch_size)
+            for job in claims.jobs:
                 ex = Execution(job)
                 self._running[job.id] = ex
                 task = asyncio.create_task(traced_job(self.tracer, ex, self._run_job(ex)),
@@ -242,8 +250,6 @@ class JobRunner:
             assert self.engine is not None and self.slots is not None
             grader = self.kit.grader(traced_engine(self.tracer, self.engine), job.rubric,
                                      job.options)
-            if not await self._mark_running(job):
-                return
             tracker = ProgressTracker(job.total, job.completed, job.started_at,
                                       self.config.time_estimation_per_item, clock=self.clock)
             ex.batches = JobBatches(job, tracker, self.config.batch_size, await self._read(
@@ -272,6 +278,8 @@ class JobRunner:
                 await asyncio.wait(set(ex.tasks))
             if ex.commits:
                 await asyncio.gather(*list(ex.commits), return_exceptions=True)
+            if ex.lost:
+                return  # whoever holds the job now ends it
             if ex.failure is not None:
                 raise ex.failure
             if ex.cancelled:
@@ -283,10 +291,12 @@ class JobRunner:
             await asyncio.gather(*list(ex.tasks), return_exceptions=True)
             raise
         except Exception as exc:
-            log.exception("job %s failed", job.id)
             ex.stop()
             await asyncio.gather(*list(ex.tasks), return_exceptions=True)
             await asyncio.gather(*list(ex.commits), return_exceptions=True)
+            if ex.lost:
+                return
+            log.exception("job %s failed", job.id)
             await self.finisher.finish(ex, JobStatus.FAILED, error=exc)
         finally:
             self._running.pop(job.id, None)
@@ -298,21 +308,6 @@ class JobRunner:
                 self._busy_since = None
             ex.done.set()
             self._wake.set()
-
-    async def _mark_running(self, job: Job) -> bool:
-        """Store the job `running`; False (it stays queued, tried again after a backoff)
-        when the store cannot."""
-        now = self.clock()
-        try:
-            await self._read(f"starting job {job.id}", lambda: self.store.commit(
-                status=[StatusChange(job.id, JobStatus.RUNNING, started_at=now)]))
-        except Exception:
-            log.exception("job %s could not be started; it stays queued", job.id)
-            await self.store_retry.pause(_MAX_BACKOFF_STEP)
-            return False
-        job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or now
-        return True
 
     async def _read(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         return await self.store_retry.run(what, fn)
@@ -346,7 +341,18 @@ class JobRunner:
         self._busy_items += n
 
     def _ended(self) -> None:
-        self._active = max(0, self._active - 1)
+        self._active.add(-1)
+
+    def _held(self) -> list[str]:
+        """Jobs whose leases this replica keeps: running ones, and those with an end unstored."""
+        return [*(j for j, ex in self._running.items() if not ex.lost),
+                *self.finisher.unfinished]
+
+    def _lost(self, job_id: str) -> None:
+        ex = self._running.get(job_id)
+        if ex is not None:
+            ex.lost = True
+            ex.stop()
 
     # -- cancel and expiry -------------------------------------------------------------------
 

@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     finished_at REAL,
     error TEXT,
-    report TEXT
+    report TEXT,
+    lease_owner TEXT,
+    lease_until REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
@@ -71,11 +73,14 @@ CREATE TABLE IF NOT EXISTS events (
 
 #: `PRAGMA user_version` of the schema above. Older versions are migrated by adding the
 #: columns they lack: version 1 had no owners, attempts and error counts, version 2 no
-#: `report` (the job's `evalserve.judge.report.job_report`, stored when it completes).
-SCHEMA_VERSION = 3
+#: `report` (the job's `evalserve.judge.report.job_report`, stored when it completes),
+#: version 3 no leases (`lease_owner`, `lease_until`: the replica running the job, and until
+#: when; a running job without one is claimable, as if its replica died).
+SCHEMA_VERSION = 4
 _ADDED = {2: {"owner": "TEXT", "attempts": "INTEGER NOT NULL DEFAULT 0",
               "errors": "INTEGER NOT NULL DEFAULT 0"},
-          3: {"report": "TEXT"}}
+          3: {"report": "TEXT"},
+          4: {"lease_owner": "TEXT", "lease_until": "REAL"}}
 
 JOB_COLUMNS = ("id, status, rubric_name, rubric, options, total, owner, attempts, completed, "
                 "scored, unscored, errors, score_sum, batches, created_at, started_at, "

@@ -9,6 +9,7 @@ Every transaction ends on every path: a statement or a COMMIT that fails is roll
 connection that cannot roll back is dropped), so one failed write never blocks the next. A
 write the disk cannot take (`SQLITE_FULL`, `SQLITE_IOERR`, `database is locked`) raises
 `StorageFullError` (503); the `ResultWriter` keeps its rows and retries until space is back.
+Job leases (several processes on one file): `jobs/sqlite_leases.py`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from evalserve.jobs.schema import (
     job_from_row,
     migrate,
 )
+from evalserve.jobs.sqlite_leases import SQLiteLeases
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange, job_not_found
 
 __all__ = ["SQLiteJobStore"]
@@ -67,7 +69,7 @@ def _unavailable(exc: sqlite3.Error, writing: bool) -> StorageFullError | None:
                             "retry shortly")
 
 
-class SQLiteJobStore(JobStore):
+class SQLiteJobStore(SQLiteLeases, JobStore):
     """The embedded job store: `path` is the database file (created with its directory).
 
     `busy_timeout`: seconds a write waits for another process's lock before it fails with
@@ -217,31 +219,6 @@ class SQLiteJobStore(JobStore):
 
         return [job_from_row(r) for r in await self._read(select)]
 
-    async def runnable_jobs(self, limit: int) -> list[Job]:
-        def select(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            return conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY owner "
-                "ORDER BY created_at) AS turn FROM jobs WHERE status = 'queued') "
-                "ORDER BY started_at IS NULL, turn, created_at LIMIT ?", (limit,)).fetchall()
-
-        return [job_from_row(r) for r in await self._read(select)]
-
-    async def requeue_interrupted(self, max_attempts: int | None = None) -> tuple[int, list[Job]]:
-        def requeue(conn: sqlite3.Connection) -> tuple[int, list[Job]]:
-            poisoned: list[Job] = []
-            if max_attempts is not None:
-                poisoned = [job_from_row(r) for r in conn.execute(
-                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' "
-                    "AND attempts >= ?", (max_attempts,))]
-            keep = [j.id for j in poisoned]
-            marks = ",".join("?" * len(keep))
-            requeued = conn.execute(
-                "UPDATE jobs SET status = 'queued' WHERE status = 'running'"
-                + (f" AND id NOT IN ({marks})" if keep else ""), keep).rowcount
-            return requeued, poisoned
-
-        return await self._write(requeue)
-
     async def count_active(self) -> int:
         return await self._read(lambda conn: conn.execute(
             "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0])
@@ -349,12 +326,14 @@ class SQLiteJobStore(JobStore):
                 conn.execute(
                     "UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?), "
                     "finished_at = COALESCE(?, finished_at), error = COALESCE(?, error), "
-                    "report = COALESCE(?, report), attempts = MAX(0, attempts + ? - ?) "
-                    "WHERE id = ?",
+                    "report = COALESCE(?, report), attempts = MAX(0, attempts + ? - ?), "
+                    "lease_owner = IIF(?, lease_owner, NULL), "
+                    "lease_until = IIF(?, lease_until, NULL) WHERE id = ?",
                     (s.status.value, s.started_at, s.finished_at,
                      dumps(s.error) if s.error else None,
                      dumps(s.report) if s.report is not None else None,
-                     int(s.status is JobStatus.RUNNING), int(s.handed_back), s.job_id))
+                     int(s.status is JobStatus.RUNNING), int(s.handed_back),
+                     *[int(s.status is JobStatus.RUNNING)] * 2, s.job_id))
             return stored
 
         return await self._write(run)

@@ -11,6 +11,13 @@ succeed later; any other exception means the call itself is wrong. A failed call
 nothing and leaves the store usable (every transaction is ended). Callers wait such faults out:
 the `ResultWriter` keeps its rows and retries, SSE streams retry their reads, and submissions
 answer 503 until the store writes again.
+
+Leases (several replicas on one database, `docs/replicas.md`): a replica runs a job only while
+it holds the job's lease. `claim_jobs` takes queued jobs and running ones whose lease ran out
+(their replica died) atomically, so two replicas never both take one; `renew_leases` extends
+them and says which ones were lost (the job was cancelled, deleted or taken over: stop it);
+`release_leases` gives them back `queued` at a clean stop. Lease times are the callers' clock
+(`now`, default `time.time()`): replicas keep their clocks in sync (NTP).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 from evalserve.errors import NotFoundError
 from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
 
-__all__ = ["JobStore", "NewEvent", "StatusChange", "PendingItem", "job_not_found"]
+__all__ = ["JobStore", "NewEvent", "StatusChange", "PendingItem", "Claims", "job_not_found"]
 
 
 def job_not_found(job_id: str) -> NotFoundError:
@@ -70,6 +77,17 @@ class PendingItem:
     data: dict[str, Any]
 
 
+@dataclass
+class Claims:
+    """Jobs whose lease a replica just took."""
+
+    jobs: list[Job] = field(default_factory=list)
+    """To run: each claim counted one start attempt."""
+    poisoned: list[Job] = field(default_factory=list)
+    """Running jobs whose replica died while running them `max_attempts` times: the claimer
+    fails them instead (they may be what kills replicas); not counted again."""
+
+
 class JobStore(ABC):
     """Persistence of jobs, items, results and events. Every method is safe to await from the
     event loop: implementations do their I/O off the loop."""
@@ -95,15 +113,35 @@ class JobStore(ABC):
         """Jobs, newest first; only those of `owner` when it is given."""
 
     @abstractmethod
-    async def runnable_jobs(self, limit: int) -> list[Job]:
-        """Queued jobs in the order they should run: interrupted (already started) ones first,
-        then round-robin across owners (each owner's oldest first), then by creation time."""
+    async def runnable_jobs(self, limit: int, *, now: float | None = None) -> list[Job]:
+        """Jobs that may be claimed, in the order they should run: queued ones and running
+        ones whose lease ran out before `now` (or that have none: a database of an older
+        schema, a process that died); interrupted (already started) ones first, then
+        round-robin across owners (each owner's oldest first), then by creation time."""
 
     @abstractmethod
-    async def requeue_interrupted(self, max_attempts: int | None = None) -> tuple[int, list[Job]]:
-        """At start-up: jobs left `running` by a crash or a stop go back to `queued`, except
-        those already started `max_attempts` times, which stay `running` and are returned for
-        the runner to fail (they may be what stops the process). Returns (requeued, poisoned)."""
+    async def claim_jobs(self, replica: str, limit: int, *, lease_seconds: float,
+                         max_attempts: int | None = None, among: Sequence[str] | None = None,
+                         now: float | None = None) -> Claims:
+        """Take the lease of up to `limit` runnable jobs (only those of `among` when given),
+        in `runnable_jobs` order, atomically: a job is claimed by one replica only, however
+        many race (returned in `among`'s order when given). Claimed jobs are `running`, held
+        by `replica` until `now + lease_seconds`; each claim counts one start attempt, except
+        a running job already started `max_attempts` times, which is claimed to be failed
+        (`Claims.poisoned`)."""
+
+    @abstractmethod
+    async def renew_leases(self, replica: str, job_ids: Sequence[str], *,
+                           lease_seconds: float, now: float | None = None) -> list[str]:
+        """Extend `replica`'s leases of `job_ids` to `now + lease_seconds`; returns those of
+        `job_ids` it no longer holds (cancelled, finished, deleted or taken over by another
+        replica): its runner stops them at once."""
+
+    @abstractmethod
+    async def release_leases(self, replica: str, job_ids: Sequence[str]) -> int:
+        """A clean stop: `replica`'s running jobs of `job_ids` go back to `queued` at once,
+        their start not counted as an attempt, so another replica takes them without waiting
+        for the lease to run out. Returns how many were released."""
 
     @abstractmethod
     async def count_active(self) -> int:
@@ -139,8 +177,9 @@ class JobStore(ABC):
     ) -> list[JobEvent]:
         """Store results (updating the job counters), events and status changes atomically;
         return the stored events with their ids. A status change to `running` counts one
-        start attempt. When it raises, nothing of it is stored: events built from these
-        results must not be published (the `ResultWriter` publishes only what this returns)."""
+        start attempt; one to any other status ends the job's lease. When it raises, nothing
+        of it is stored: events built from these results must not be published (the
+        `ResultWriter` publishes only what this returns)."""
 
     @abstractmethod
     async def get_report(self, job_id: str) -> dict[str, Any] | None:

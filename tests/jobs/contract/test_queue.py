@@ -1,6 +1,7 @@
-"""The store contract, on both backends: which queued job runs next (interrupted ones first,
-then owners in turn, then by age), what a start-up requeues, and the start attempts that
-keep a crash-looping job from being resumed for ever."""
+"""The store contract, on both backends: which job runs next (interrupted ones first, then
+owners in turn, then by age), which jobs are runnable (queued ones, and running ones whose
+lease ran out), and the start attempts that keep a crash-looping job from being resumed for
+ever."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ from evalserve.jobs.models import JobStatus
 from evalserve.jobs.store import JobStore, StatusChange
 from tests.jobs.contract.rows import job
 
+LEASE = 30.0
 
-async def test_requeue_and_runnable_order(store: JobStore) -> None:
+
+async def test_runnable_order_puts_interrupted_jobs_first(store: JobStore) -> None:
     for name, created in (("new", 3.0), ("old", 1.0), ("interrupted", 2.0)):
         await store.create_job(job(name, created), [("i0", {})])
-    await store.commit(status=[StatusChange("interrupted", JobStatus.RUNNING, started_at=9.0)])
-    assert await store.requeue_interrupted() == (1, [])
-    assert [j.id for j in await store.runnable_jobs(10)] == ["interrupted", "old", "new"]
-    assert [j.id for j in await store.runnable_jobs(2)] == ["interrupted", "old"]
-    assert await store.requeue_interrupted() == (0, [])
+    claims = await store.claim_jobs("a", 1, lease_seconds=LEASE, among=["interrupted"], now=100)
+    assert [j.id for j in claims.jobs] == ["interrupted"]
+    assert [j.id for j in await store.runnable_jobs(10, now=100)] == ["old", "new"]
+    # Its replica died: once the lease ran out it is runnable again, before the others.
+    assert [j.id for j in await store.runnable_jobs(10, now=100 + LEASE + 1)] == \
+        ["interrupted", "old", "new"]
+    assert [j.id for j in await store.runnable_jobs(2, now=100 + LEASE + 1)] == \
+        ["interrupted", "old"]
 
 
 async def test_runnable_jobs_take_owners_in_turn(store: JobStore) -> None:
@@ -28,31 +34,36 @@ async def test_runnable_jobs_take_owners_in_turn(store: JobStore) -> None:
         ["a1", "b1", "solo", "a2", "b2", "a3"]
 
 
-async def test_only_queued_jobs_are_runnable(store: JobStore) -> None:
-    for name, created in (("q", 1.0), ("r", 2.0), ("done", 3.0)):
+async def test_finished_and_leased_jobs_are_not_runnable(store: JobStore) -> None:
+    for name, created in (("q", 1.0), ("leased", 2.0), ("done", 3.0), ("unleased", 4.0)):
         await store.create_job(job(name, created), [("i0", {})])
-    await store.commit(status=[StatusChange("r", JobStatus.RUNNING, started_at=1.0),
-                               StatusChange("done", JobStatus.COMPLETED, finished_at=2.0)])
-    assert [j.id for j in await store.runnable_jobs(10)] == ["q"]
-    assert await store.count_active() == 2
+    await store.claim_jobs("a", 1, lease_seconds=LEASE, among=["leased"], now=10)
+    await store.commit(status=[StatusChange("done", JobStatus.COMPLETED, finished_at=2.0)])
+    # Running without a lease (left by an older version, or a commit): claimable.
+    await store.commit(status=[StatusChange("unleased", JobStatus.RUNNING, started_at=1.0)])
+    assert [j.id for j in await store.runnable_jobs(10, now=11)] == ["unleased", "q"]
+    assert await store.count_active() == 3
 
 
-async def test_starts_are_counted_and_poisoned_jobs_are_not_requeued(store: JobStore) -> None:
-    """A job left running by MAX_JOB_ATTEMPTS crashes is handed back, not requeued (it was
-    resumed for ever: a crash loop)."""
+async def test_starts_are_counted_and_poisoned_jobs_are_claimed_to_be_failed(
+        store: JobStore) -> None:
+    """A job whose replica died while running it MAX_JOB_ATTEMPTS times is claimed as
+    poisoned (to be failed), not run again: it may be what kills replicas."""
     await store.create_job(job("loop", 1.0), [("i0", {})])
-    await store.create_job(job("once", 2.0), [("i0", {})])
-    for _ in range(2):  # started, then the process died: resumed at the next start
-        await store.commit(status=[StatusChange("loop", JobStatus.RUNNING, started_at=1.0)])
-        assert await store.requeue_interrupted(3) == (1, [])
-    await store.commit(status=[StatusChange("loop", JobStatus.RUNNING, started_at=1.0)])
-    await store.commit(status=[StatusChange("once", JobStatus.RUNNING, started_at=1.0)])
-    assert (await store.get_job("loop")).attempts == 3
-    requeued, poisoned = await store.requeue_interrupted(3)
-    assert requeued == 1 and [j.id for j in poisoned] == ["loop"]
-    assert poisoned[0].status is JobStatus.RUNNING and poisoned[0].attempts == 3
-    assert (await store.get_job("loop")).status is JobStatus.RUNNING
-    assert (await store.get_job("once")).status is JobStatus.QUEUED
-    # Without a limit every running job goes back, however often it was started.
-    assert await store.requeue_interrupted() == (1, [])
-    assert (await store.get_job("loop")).status is JobStatus.QUEUED
+    now = 0.0
+    for attempt in (1, 2, 3):  # claimed, then its replica died: reclaimed once it expired
+        claims = await store.claim_jobs(f"r{attempt}", 5, lease_seconds=LEASE, max_attempts=3,
+                                        now=now)
+        assert [(j.id, j.attempts) for j in claims.jobs] == [("loop", attempt)]
+        assert claims.poisoned == []
+        now += LEASE + 1
+    claims = await store.claim_jobs("r4", 5, lease_seconds=LEASE, max_attempts=3, now=now)
+    assert claims.jobs == [] and [(j.id, j.attempts) for j in claims.poisoned] == [("loop", 3)]
+    assert claims.poisoned[0].status is JobStatus.RUNNING
+    # r4 holds it now (to fail it): nobody else claims it meanwhile.
+    assert (await store.claim_jobs("r5", 5, lease_seconds=LEASE, max_attempts=3,
+                                   now=now + 1)).poisoned == []
+    # Without a limit it runs again, however often it was started.
+    now += 2 * LEASE
+    claims = await store.claim_jobs("r6", 5, lease_seconds=LEASE, now=now)
+    assert [(j.id, j.attempts) for j in claims.jobs] == [("loop", 4)]
