@@ -5,7 +5,6 @@ and samples sections of the job's report."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import statistics
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from evalserve.cli.evaluate import job_options, judge_spec
 from evalserve.engines import registry
 from evalserve.errors import InvalidInputError
-from evalserve.jobs.service import JobService
 from evalserve.settings import Settings
 from tests.cli.helpers import run_main, write_jsonl
 from tests.cli.scripted_server import serving
@@ -28,9 +26,6 @@ FLAGS = ["--judge", "small", "--judge", "large:teacher-eval-ca", "--samples", "3
          "--reducer", "median", "--aggregate", "mean", "--min-successful", "1",
          "--temperature", "0.9", "--human-field", "nota_profe"]
 
-service_takes_model = pytest.mark.skipif(
-    "model" not in inspect.signature(JobService.submit).parameters,
-    reason="JobService.submit does not pass the job's model to panel_options yet")
 
 
 def two_models() -> MultiModelEngine:
@@ -100,7 +95,6 @@ def test_every_job_option_reaches_a_server_job(
     assert {r.temperature for r in engine.requests} == {0.9}
 
 
-@service_takes_model
 def test_model_names_the_server_jobs_judge_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,14 +102,14 @@ def test_model_names_the_server_jobs_judge_model(
     out = tmp_path / "results.jsonl"
     with serving(settings, engine) as url:
         code = run_main(monkeypatch, "evaluate", str(items_file(tmp_path)), "--server", url,
-                        "--out", str(out), "--model", "large")
-        printed = capsys.readouterr().out
-        assert code == 0, printed
+                        "--out", str(out), "--model", "large", "--human-field", "nota_profe")
+        printed = capsys.readouterr()
+        assert code == 0, printed.out + printed.err
         records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
         assert [r["nota"] for r in records] == [4] * 4
         assert {r.model for r in engine.requests} == {"large"}
         refused = run_main(monkeypatch, "evaluate", str(items_file(tmp_path)), "--server",
-                           url, "--model", "huge")
+                           url, "--model", "huge", "--human-field", "nota_profe")
     assert refused != 0
     assert "model 'huge' is not served here; served models: small, large" in " ".join(
         capsys.readouterr().err.split())

@@ -5,21 +5,14 @@ item `scored` or `error` as `min_successful` says, and a model the engine does n
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
 from evalserve.errors import EngineError
-from evalserve.jobs.service import JobService
 from evalserve.settings import Settings
 from tests.fakes import MultiModelEngine
 from tests.jobs.helpers import answer, item
 from tests.server.openai_app import make_settings, running_app
 from tests.server.test_sse import parse_events
-
-service_takes_model = pytest.mark.skipif(
-    "model" not in inspect.signature(JobService.submit).parameters,
-    reason="JobService.submit does not pass the job's model to panel_options yet")
 
 
 def down(request: object) -> str:
@@ -79,7 +72,6 @@ async def test_an_unknown_judge_model_is_a_422_listing_the_served_ones(
         "null for the job's own)")
 
 
-@service_takes_model
 async def test_the_jobs_model_judges_it_and_an_unknown_one_is_a_422(
         settings: Settings) -> None:
     fake = engine()

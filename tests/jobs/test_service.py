@@ -192,7 +192,7 @@ async def test_submit_stores_the_resolved_jury_and_samples(tmp_path: Path) -> No
                                        "models: scripted"),
     ({"judges": [{"rubric": "judge-1-5"}]}, "every judge must use the job rubric's score scale"),
     ({"samples": 2, "temperature": 0.0}, "temperature must be > 0 with samples=2"),
-    ({"judges": JURY, "samples": 2}, "judges and samples > 1 cannot be combined yet"),
+    ({"judges": JURY, "samples": 2, "temperature": 0.0}, "temperature must be > 0 with samples=2"),
 ])
 async def test_nothing_is_stored_when_the_jury_or_samples_are_invalid(
         tmp_path: Path, kwargs: dict, message: str) -> None:

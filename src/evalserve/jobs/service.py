@@ -138,6 +138,7 @@ class JobService:
         samples: int | None = None,
         reducer: str | None = None,
         temperature: float | None = None,
+        model: str | None = None,
     ) -> Submission:
         """Validate everything, then store the job of `owner` and its items in one
         transaction and queue it. Nothing is stored when any item is invalid, when the engine
@@ -146,9 +147,9 @@ class JobService:
         storing: a refused submission costs nothing.
 
         `judges`, `aggregate`, `min_successful` (a jury) and `samples`, `reducer`,
-        `temperature` (repeated sampling) are checked and resolved by
-        `evalserve.jobs.panel.panel_options` and stored in the job's options; every item
-        must suit every judge's rubric."""
+        `temperature` (repeated sampling) and `model` (the judge model: one of the engine's
+        `models()`) are checked and resolved by `evalserve.jobs.panel.panel_options` and
+        stored in the job's options; every item must suit every judge's rubric."""
         await self.runner.check_engine()
         if metrics is not None and not (isinstance(metrics, list)
                                         and all(isinstance(m, str) for m in metrics)):
@@ -164,7 +165,7 @@ class JobService:
                              traceparent=current_traceparent(), **await panel_options(
             self.kit, self.engine, name, rubric_dump, judges=judges, aggregate=aggregate,
             min_successful=min_successful, samples=samples, reducer=reducer,
-            temperature=temperature))
+            temperature=temperature, model=model))
         grader = self.kit.grader(self.engine, rubric_dump, options)
         checked = validate_items(items, grader, max_items=self.max_items,
                                  max_field_chars=self.max_field_chars)

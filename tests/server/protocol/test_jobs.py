@@ -23,7 +23,7 @@ def test_minimal_request_defaults() -> None:
     assert body.model_dump() == {"items": [{"id": 1}], "rubric": None, "metrics": [],
                                  "track": None, "judges": None, "aggregate": None,
                                  "min_successful": None, "samples": None, "reducer": None,
-                                 "temperature": None}
+                                 "temperature": None, "model": None}
 
 
 def test_jury_and_sampling_fields_are_read() -> None:

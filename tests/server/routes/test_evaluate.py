@@ -108,8 +108,8 @@ async def test_a_jury_and_samples_are_stored_with_the_job(settings: Settings) ->
     ({"items": items(1), "samples": 3, "temperature": 0}, 422,
      "temperature must be > 0 with samples=3"),
     ({"items": items(1), "samples": 3, "reducer": "max"}, 422, "reducer"),
-    ({"items": items(1), "judges": [{}], "samples": 2}, 422,
-     "judges and samples > 1 cannot be combined yet"),
+    ({"items": items(1), "judges": [{}], "samples": 2, "temperature": 0}, 422,
+     "temperature must be > 0 with samples=2"),
 ])
 async def test_a_bad_submission_is_an_envelope_and_stores_nothing(
         settings: Settings, body: dict, status: int, fragment: str) -> None:

@@ -27,12 +27,12 @@ async def evaluate(body: EvaluateRequest, jobs: JobsDep, request: Request,
     jury, `samples` grade each item several times, `model` picks the judge model
     (`evalserve.jobs.panel`)."""
     judges = None if body.judges is None else [j.model_dump() for j in body.judges]
-    model = {} if body.model is None else {"model": body.model}
     submission = await jobs.submit(
         body.items, body.rubric, metrics=body.metrics, track=body.track, owner=caller.key_id,
         charge=functools.partial(charge_items, request),  # ITEM_RATE_LIMIT, once valid
         judges=judges, aggregate=body.aggregate, min_successful=body.min_successful,
-        samples=body.samples, reducer=body.reducer, temperature=body.temperature, **model)
+        samples=body.samples, reducer=body.reducer, temperature=body.temperature,
+        model=body.model)
     return EvaluateResponse.of(submission)
 
 
