@@ -25,6 +25,9 @@ from tests.jobs.helpers import collect, engine
 from tests.jobs.helpers import items as seed_items
 from tests.postgres_server import PASSWORD, PostgresServer
 
+#: Every migration's (version, description): what a database opened now has applied.
+ALL = [(m.version, m.description) for m in MIGRATIONS]
+
 
 def _versions(url: str) -> list[tuple[int, str]]:
     with psycopg.connect(url) as conn:
@@ -36,8 +39,8 @@ async def test_a_new_database_gets_the_whole_schema_at_its_version(postgres_url:
     store = PostgresJobStore(postgres_url, pool_size=2)
     await store.open()
     await store.close()
-    assert _versions(postgres_url) == [(1, MIGRATIONS[0].description)]
-    assert SCHEMA_VERSION == 1
+    assert _versions(postgres_url) == ALL
+    assert ALL[-1][0] == SCHEMA_VERSION
     with psycopg.connect(postgres_url) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
@@ -50,7 +53,7 @@ async def test_replicas_starting_together_migrate_once(postgres_url: str) -> Non
     stores = [PostgresJobStore(postgres_url, pool_size=1) for _ in range(6)]
     await asyncio.gather(*(s.open() for s in stores))
     try:
-        assert _versions(postgres_url) == [(1, MIGRATIONS[0].description)]
+        assert _versions(postgres_url) == ALL
         await stores[0].create_job(job("a", 1.0), items(3))
         assert [j.id for j in await stores[5].list_jobs()] == ["a"]
     finally:
@@ -62,15 +65,16 @@ async def test_a_database_is_migrated_from_its_version_step_by_step(postgres_url
     await store.open()
     await store.create_job(job("old", 1.0), items(2))
     await store.close()
-    lease = Migration(2, "item leases (example)", (
+    nxt = SCHEMA_VERSION + 1
+    lease = Migration(nxt, "item leases (example)", (
         "ALTER TABLE items ADD COLUMN leased_by TEXT",
         "CREATE INDEX items_leased ON items (job_id, leased_by)"))
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
-        assert await migrate(conn, (*MIGRATIONS, lease)) == (1, 2)
-        assert await migrate(conn, (*MIGRATIONS, lease)) == (2, 2)
+        assert await migrate(conn, (*MIGRATIONS, lease)) == (SCHEMA_VERSION, nxt)
+        assert await migrate(conn, (*MIGRATIONS, lease)) == (nxt, nxt)
         cur = await conn.execute("SELECT job_id, idx, leased_by FROM items ORDER BY idx")
         assert await cur.fetchall() == [("old", 0, None), ("old", 1, None)]
-    assert [v for v, _ in _versions(postgres_url)] == [1, 2]
+    assert [v for v, _ in _versions(postgres_url)] == list(range(1, nxt + 1))
 
 
 async def test_a_failing_migration_changes_nothing(postgres_url: str) -> None:
@@ -78,24 +82,27 @@ async def test_a_failing_migration_changes_nothing(postgres_url: str) -> None:
     statement of a migration whose second fails is undone, the version stays."""
     async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
         await migrate(conn)
-        broken = Migration(2, "broken", ("ALTER TABLE jobs ADD COLUMN lease TEXT",
-                                         "ALTER TABLE no_such_table ADD COLUMN x TEXT"))
+        broken = Migration(SCHEMA_VERSION + 1, "broken", (
+            "ALTER TABLE jobs ADD COLUMN lease_example TEXT",
+            "ALTER TABLE no_such_table ADD COLUMN x TEXT"))
         with pytest.raises(psycopg.errors.UndefinedTable):
             await migrate(conn, (*MIGRATIONS, broken))
         cur = await conn.execute("SELECT column_name FROM information_schema.columns "
-                                 "WHERE table_name = 'jobs' AND column_name = 'lease'")
+                                 "WHERE table_name = 'jobs' AND column_name = 'lease_example'")
         assert await cur.fetchall() == []
-    assert [v for v, _ in _versions(postgres_url)] == [1]
+    assert _versions(postgres_url) == ALL
 
 
 async def test_a_database_newer_than_this_evalserve_is_refused(postgres_url: str) -> None:
     store = PostgresJobStore(postgres_url)
     await store.open()
     await store.close()
+    future = SCHEMA_VERSION + 5
     with psycopg.connect(postgres_url) as conn:
-        conn.execute("INSERT INTO schema_version VALUES (7, 'from the future', 0)")
-    with pytest.raises(ConfigurationError, match="schema version 7, newer than this "
-                                                 "evalserve's 1: upgrade evalserve") as refused:
+        conn.execute("INSERT INTO schema_version VALUES (%s, 'from the future', 0)", (future,))
+    with pytest.raises(ConfigurationError, match=f"schema version {future}, newer than this "
+                                                 f"evalserve's {SCHEMA_VERSION}: upgrade "
+                                                 "evalserve") as refused:
         await PostgresJobStore(postgres_url).open()
     assert PASSWORD not in str(refused.value) and "***@" in str(refused.value)
 
