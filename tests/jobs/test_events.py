@@ -116,3 +116,49 @@ async def test_the_stream_goes_on_while_reads_fail_for_a_while(tmp_path: Path) -
         assert store.failed == 4
     finally:
         await store.close()
+
+
+async def test_live_events_of_a_job_run_elsewhere_reach_this_replica(postgres_url: str) -> None:
+    """Two services on one PostgreSQL database; the job runs on `a`, a subscriber follows it
+    on `b`, whose store poll is 60 s: every batch reaches `b` live, through LISTEN/NOTIFY."""
+    from evalserve.jobs.config import RunnerConfig
+    from evalserve.jobs.grading import JudgeKit
+    from evalserve.jobs.postgres import PostgresJobStore
+    from evalserve.jobs.service import JobService
+    from tests.jobs.helpers import batch_ids, engine, items
+
+    def service(name: str, eng, poll: float) -> JobService:  # noqa: ANN001
+        async def ready():  # noqa: ANN202
+            return eng
+
+        return JobService(PostgresJobStore(postgres_url, pool_size=3), JudgeKit(), eng, ready,
+                          RunnerConfig(batch_size=2, replica_id=name), poll_interval=poll)
+
+    a = service("a", engine(capacity=2, delay=0.02), poll=0.2)
+    idle = engine()
+    b = service("b", idle, poll=60.0)
+    await a.start()
+    await b.start()
+    try:
+        b.runner.leases.claim = _claims_nothing(b.runner.leases.claim)
+        await wait_until(lambda: b.store.listener.listening.is_set(), what="b listening")
+        sub = await a.submit(items(12))
+        events = await asyncio.wait_for(_all(b, sub.job.id), timeout=20)
+    finally:
+        await b.close()
+        await a.close()
+    assert events[-1].type == "complete"
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert sorted(batch_ids(events)) == [f"A{i:03d}" for i in range(12)]
+    assert idle.requests == []  # graded on a only
+
+
+def _claims_nothing(claim):  # noqa: ANN001, ANN202
+    async def none(job_ids, max_attempts):  # noqa: ANN001, ANN202
+        return await claim([], max_attempts)
+
+    return none
+
+
+async def _all(service, job_id: str) -> list[JobEvent]:  # noqa: ANN001
+    return [e async for e in service.follow(job_id)]

@@ -40,6 +40,7 @@ from evalserve.jobs.models import Job, JobEvent, JobStatus, ResultRow
 from evalserve.jobs.postgres_commit import commit_one_job, store_commit
 from evalserve.jobs.postgres_faults import configuration_fault, storage_fault
 from evalserve.jobs.postgres_leases import PostgresLeases
+from evalserve.jobs.postgres_listen import EventListener
 from evalserve.jobs.postgres_schema import migrate
 from evalserve.jobs.schema import JOB_COLUMNS, dumps, job_from_row
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange, job_not_found
@@ -76,6 +77,7 @@ class PostgresJobStore(PostgresLeases, JobStore):
         self.timeout = timeout
         self._pool: AsyncConnectionPool | None = None
         self._idle_since: WeakKeyDictionary[AsyncConnection, float] = WeakKeyDictionary()
+        self.listener: EventListener | None = None
 
     def __repr__(self) -> str:
         return f"PostgresJobStore({self.where!r}, pool_size={self.pool_size})"
@@ -156,7 +158,18 @@ class PostgresJobStore(PostgresLeases, JobStore):
         self._pool = pool
         log.info("job store: PostgreSQL at %s (pool of %d)", self.where, self.pool_size)
 
+    async def listen(self, on_event: Callable[[str, int], None]) -> bool:
+        """Every replica's new events, as they commit, on a `LISTEN` connection of its own."""
+        if self.listener is None:
+            kwargs = {k: v for k, v in self._kwargs().items() if k != "autocommit"}
+            self.listener = EventListener(self.url, on_event, where=self.where, connect=kwargs)
+            self.listener.start()
+        return True
+
     async def close(self) -> None:
+        if self.listener is not None:
+            listener, self.listener = self.listener, None
+            await listener.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

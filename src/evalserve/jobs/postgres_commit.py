@@ -24,6 +24,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from evalserve.jobs.models import EventType, JobEvent, JobStatus, ResultRow
+from evalserve.jobs.postgres_listen import CHANNEL
 from evalserve.jobs.schema import dumps
 from evalserve.jobs.store import NewEvent, StatusChange, job_not_found
 
@@ -90,6 +91,10 @@ async def store_commit(conn: Conn, now: float, results: Sequence[ResultRow],
              dumps(s.report) if s.report is not None else None,
              int(s.status is JobStatus.RUNNING), int(s.handed_back),
              *[s.status is JobStatus.RUNNING] * 2, s.job_id))
+    notify = {e.job_id: e.id for e in stored if e.id > 0}  # the last new event of each job
+    if notify:
+        await conn.execute("SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p",
+                           (CHANNEL, [f"{j}:{i}" for j, i in notify.items()]))
     if replayed:
         stored = await _with_replayed(conn, stored, replayed)
     return stored
@@ -243,8 +248,9 @@ async def _with_replayed(conn: Conn, stored: list[JobEvent],
 #: commit) as one statement: atomic by itself, one round trip, no BEGIN/COMMIT. The same steps
 #: as `store_commit`, in SQL: lock the job, find the events that replay announced results,
 #: number the others, insert the results (with the event announcing them), point earlier
-#: results at their event, insert the events, add the counts. Nothing is stored for a job
-#: that does not exist (its rows are filtered out; the caller raises).
+#: results at their event, insert the events, add the counts, notify the new last event id
+#: (`jobs/postgres_listen.py`). Nothing is stored for a job that does not exist (its rows are
+#: filtered out; the caller raises).
 _ONE_JOB = """
 WITH locked AS (SELECT id, last_event_id FROM jobs WHERE id = %(job)s FOR UPDATE),
 ev AS (SELECT * FROM unnest(%(e_type)s::text[], %(e_data)s::text[], %(e_final)s::bool[])
@@ -286,6 +292,9 @@ SELECT 'job' AS kind, (SELECT count(*) FROM locked) AS o, NULL::bigint AS id,
        (SELECT array_agg(idx) FROM ins) AS ids
 UNION ALL SELECT 'event', o, id, NULL FROM numbered
 UNION ALL SELECT 'replay', o, NULL, ids::int[] FROM replay
+UNION ALL SELECT 'notify', NULL, NULL, NULL FROM (SELECT pg_notify(%(channel)s,
+    %(job)s || ':' || evagg.last) FROM evagg WHERE evagg.last IS NOT NULL
+    AND EXISTS (SELECT 1 FROM locked)) AS note
 """
 
 
@@ -295,7 +304,7 @@ async def commit_one_job(conn: Conn, now: float, job_id: str, results: Sequence[
     """`store_commit` of one job's results and events without a status change, as one
     statement on an autocommit connection (see `_ONE_JOB`)."""
     params = {
-        "job": job_id, "now": now,
+        "job": job_id, "now": now, "channel": CHANNEL,
         "e_type": [e.type for e in events], "e_data": list(datas),
         "e_final": [e.final for e in events],
         "a_ord": [o for o, e in enumerate(events, 1) for _ in e.announces],
@@ -315,7 +324,7 @@ async def commit_one_job(conn: Conn, now: float, job_id: str, results: Sequence[
             _warn_repeated(results, [{"job_id": job_id, "idx": i} for i in r["ids"] or []])
         elif r["kind"] == "event":
             ids[r["o"]] = r["id"]
-        else:
+        elif r["kind"] == "replay":
             placeholders.add(r["o"])
             replayed[job_id] |= set(r["ids"])
     stored = [JobEvent(job_id, -1, e.type, {}, e.final) if o in placeholders

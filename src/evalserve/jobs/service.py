@@ -21,7 +21,7 @@ from evalserve.engines.base import Engine
 from evalserve.errors import InvalidInputError, NotFoundError, RateLimitError
 from evalserve.jobs.backend import database_path, store_from_settings
 from evalserve.jobs.config import RunnerConfig
-from evalserve.jobs.events import EventBus, follow_events
+from evalserve.jobs.events import EventBus, EventRelay, follow_events
 from evalserve.jobs.export import FORMATS, export_results
 from evalserve.jobs.extensions import FinishHook, ItemHook
 from evalserve.jobs.grading import JudgeKit
@@ -82,6 +82,7 @@ class JobService:
         self.kit = kit
         self.engine = engine
         self.bus = EventBus()
+        self.relay = EventRelay(store, self.bus)
         self.runner = JobRunner(store, self.bus, kit, engine_provider, config,
                                 item_hooks=item_hooks, finish_hooks=finish_hooks,
                                 **(runner_options or {}))
@@ -112,11 +113,15 @@ class JobService:
                    max_queued_jobs=settings.max_queued_jobs_per_caller, **kwargs)
 
     async def start(self) -> None:
+        """Open the store, listen for other replicas' events (where the store can tell), and
+        start the runner."""
         await self.store.open()
+        await self.relay.start()
         await self.runner.start()
 
     async def close(self) -> None:
         await self.runner.close()
+        await self.relay.close()
         await self.store.close()
 
     def active_jobs(self) -> int:

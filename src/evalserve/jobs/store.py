@@ -23,7 +23,7 @@ them and says which ones were lost (the job was cancelled, deleted or taken over
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,12 @@ class JobStore(ABC):
 
     async def close(self) -> None:
         """Release connections and threads."""
+
+    async def listen(self, on_event: Callable[[str, int], None]) -> bool:
+        """Call `on_event(job_id, last_event_id)` whenever any process commits events of a
+        job on this store (PostgreSQL: `LISTEN`/`NOTIFY`). False when the store cannot tell
+        (SQLite): subscribers of jobs run elsewhere then learn of events by polling."""
+        return False
 
     @abstractmethod
     async def create_job(self, job: Job, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
