@@ -46,12 +46,7 @@ async def test_each_job_runs_on_one_replica(tmp_path: Path) -> None:
 
 async def test_a_cancel_on_another_replica_stops_the_work(tmp_path: Path) -> None:
     async with replicas(tmp_path, 2, delay=0.05, job_lease_seconds=0.3) as (a, b):
-        b_claim = b.runner.leases.claim
-
-        async def never(job_ids, max_attempts):  # noqa: ANN001, ANN202 - b runs nothing
-            return await b_claim([], max_attempts)
-
-        b.runner.leases.claim = never
+        b.runner.leases.claim = _nothing(b.runner.leases.claim)  # b runs nothing
         sub = await a.submit(items(200))
         await wait_until(lambda: graded(a) >= 4, what="a grading the job")
         cancelled = await b.cancel(sub.job.id)
@@ -136,3 +131,22 @@ def _expired(tmp_path: Path, job_id: str):  # noqa: ANN202
         return until is not None and until < time.time()
 
     return check
+
+
+async def test_active_jobs_count_every_replicas_jobs(tmp_path: Path) -> None:
+    """`/health`'s count: a job queued on one replica is counted on the other within the
+    cache's second (the count is read from the store, in the background)."""
+    async with replicas(tmp_path, 2, delay=0.05, max_concurrent_jobs=1) as (a, b):
+        b.runner.leases.claim = a.runner.leases.claim = _nothing(a.runner.leases.claim)
+        subs = [await a.submit(items(5)) for _ in range(3)]
+        assert a.active_jobs() == 3  # its own submissions at once
+        await wait_until(lambda: b.active_jobs() == 3, timeout=5, what="b counting a's jobs")
+        await b.cancel(subs[0].job.id)
+        await wait_until(lambda: a.active_jobs() == 2, timeout=5, what="a seeing b's cancel")
+
+
+def _nothing(claim):  # noqa: ANN001, ANN202
+    async def none(job_ids, max_attempts):  # noqa: ANN001, ANN202
+        return await claim([], max_attempts)
+
+    return none
