@@ -12,6 +12,7 @@ import pytest
 
 from evalserve.errors import StorageFullError, error_body
 from evalserve.jobs.models import Job, JobStatus, ResultRow
+from evalserve.jobs.schema import SCHEMA_VERSION
 from evalserve.jobs.sqlite import SQLiteJobStore
 from evalserve.jobs.store import NewEvent
 from tests.jobs.disk import DiskStore
@@ -50,7 +51,7 @@ async def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         assert (old.status, old.scored, old.owner, old.attempts, old.errors) == \
             (JobStatus.COMPLETED, 1, None, 0, 0)
         check = sqlite3.connect(path)
-        assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         check.close()
         assert await store.get_report("old") is None
     finally:
