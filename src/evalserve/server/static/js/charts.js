@@ -50,15 +50,16 @@
     });
   };
 
-  // Bradley-Terry ratings as floating bars from ci_low to ci_high, the rating as a point.
+  // Bradley-Terry ratings as points, their intervals as floating bars from ci_low to ci_high.
   ES.leaderboard = (canvas, rows) => draw(canvas, {
     type: "bar",
     data: { labels: rows.map((r) => r.system),
             datasets: [
-              { type: "scatter", label: "rating", backgroundColor: ES.palette[5],
-                pointStyle: "rectRot", pointRadius: 7,
-                data: rows.map((r) => ({ x: r.rating, y: r.system })) },
+              { type: "line", label: "rating", indexAxis: "y", showLine: false,
+                backgroundColor: ES.palette[5], borderColor: ES.palette[5],
+                pointStyle: "rectRot", pointRadius: 8, data: rows.map((r) => r.rating) },
               { label: "95 % interval", backgroundColor: "rgba(0,114,178,.35)",
+                borderColor: ES.palette[0], borderWidth: 1, minBarLength: 4,
                 data: rows.map((r) => [r.ci_low ?? r.rating, r.ci_high ?? r.rating]) }] },
     options: { indexAxis: "y", maintainAspectRatio: false,
       scales: { x: { title: { display: true, text: "Bradley–Terry rating (log-odds)" } } } },
