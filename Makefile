@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.evalserve-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-slow lint bench clean redis postgresql
+.PHONY: install run test test-slow lint bench clean redis postgresql chromium
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -38,11 +38,18 @@ postgresql:
 			>/dev/null) || \
 		echo "warning: PostgreSQL could not be installed; PostgreSQL tests will be skipped"; }
 
+# The dashboard's browser tests (tests/e2e/test_dashboard.py) drive Debian's headless Chromium.
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && test -x /usr/bin/chromedriver; } || { \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			chromium-driver >/dev/null) || \
+		echo "warning: chromium could not be installed; the dashboard's browser tests will be skipped"; }
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts examples
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) redis postgresql lint
+test: $(STAMP) redis postgresql chromium lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(STAMP) redis postgresql
