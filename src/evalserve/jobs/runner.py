@@ -136,6 +136,7 @@ class JobRunner:
             asyncio.create_task(self._schedule(), name="jobs-scheduler"),
             asyncio.create_task(self._sweep_forever(), name="jobs-sweeper"),
             asyncio.create_task(self.leases.keep(self._held, self._lost), name="jobs-leases"),
+            asyncio.create_task(self._active.keep(), name="jobs-count"),
         ]
 
     async def close(self) -> None:
@@ -148,7 +149,6 @@ class JobRunner:
         await asyncio.gather(*self._background, *self._job_tasks, return_exceptions=True)
         self._background = []
         await self._writer.close()
-        await self._active.close()
         try:
             released = await self.leases.release(running)  # not those that ended meanwhile
             if released:
