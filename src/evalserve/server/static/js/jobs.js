@@ -37,7 +37,7 @@
 
   function submitForm(rubrics, onSubmitted) {
     const select = el("select", { id: "rubric", name: "rubric" },
-      rubrics.map((r) => el("option", { value: r.name }, r.name)));
+      rubrics.map((r) => el("option", { value: r.name, selected: r.name === "teacher-eval-ca" }, r.name)));
     const fields = el("p", { class: "muted", id: "rubric-fields" });
     const describe = () => {
       const r = rubrics.find((x) => x.name === select.value);
