@@ -60,14 +60,11 @@ def browser(server) -> Iterator:
 
 @pytest.fixture(scope="module")
 def background_jobs(api: httpx.Client) -> dict[str, str]:
-    """A pairwise job and a job whose ids carry markup, submitted at the start so the model
-    grades them while the browser tests run."""
+    """A pairwise job, submitted at the start so the model grades it while the browser tests
+    run."""
     pairwise = api.post("/evaluate", json={"rubric": "pairwise-preference", "items": PAIRS})
-    hostile = api.post("/evaluate", json={"rubric": "judge-1-5", "items": [
-        {"id": HOSTILE, "inputs": "Say hi", "predictions": "hi"}]})
     assert pairwise.status_code == 200, pairwise.text
-    assert hostile.status_code == 200, hostile.text
-    return {"pairwise": pairwise.json()["job_id"], "hostile": hostile.json()["job_id"]}
+    return {"pairwise": pairwise.json()["job_id"]}
 
 
 def waiter(driver, timeout: float = 120) -> Callable:
@@ -183,10 +180,20 @@ def test_dashboard(server, api: httpx.Client, browser, background_jobs: dict[str
     assert driver.find_element(By.ID, "pw-pairs").text == str(report["pairs"])
     screenshot(driver, "pairwise")
 
-    # markup in an item's id (and whatever the judge wrote) is shown as text; no script runs
-    hostile_id = background_jobs["hostile"]
-    wait_completed(server, api, hostile_id)
+    # a job opened while it is queued follows its stream to the end, then redraws; markup
+    # in an item's id (and whatever the judge wrote) is shown as text and no script runs
+    hostile = api.post("/evaluate", json={"rubric": "judge-1-5", "items": [
+        {"id": HOSTILE, "inputs": "Say hi", "predictions": "hi"},
+        {"id": "h2", "inputs": "Say bye", "predictions": "bye"}]})
+    assert hostile.status_code == 200, hostile.text
+    hostile_id = hostile.json()["job_id"]
     open_page(driver, server, f"/job/{hostile_id}")
+    assert driver.execute_script("return document.body.dataset.following") == hostile_id
+    waiter(driver, 120)(lambda d: d.execute_script(
+        "const b = document.body.dataset; return b.streamEnd === 'complete' && b.ready === 'job'"
+        " && document.getElementById('stat-status').textContent === 'completed'"),
+        "the stream's complete event and the redrawn page")
+    assert driver.execute_script("return document.body.dataset.streamed") == "2"
     assert HOSTILE in driver.find_element(By.ID, "items").text
     assert driver.find_elements(By.CSS_SELECTOR, "#items script, #items img") == []
     assert driver.execute_script("return window.__xss") is None

@@ -58,16 +58,23 @@
   function follow(job, section, signal, rerender) {
     const text = el("p", { class: "muted", id: "live", "aria-live": "polite" }, "Following live…");
     section.append(text);
+    const mark = document.body.dataset;  // the stream's state, where a test can read it
+    mark.following = job.job_id;
+    delete mark.streamed; delete mark.streamEnd;
     ES.stream(job.job_id, (type, data) => {
       if (data.progress) {
         const p = data.progress;
         const bar = document.getElementById("job-progress");
         bar.setAttribute("aria-valuenow", p.percentage);
         bar.firstChild.style.width = p.percentage + "%";
+        mark.streamed = String(p.completed);
         text.textContent = `${p.completed}/${p.total} items · ${ES.num(p.percentage, 1)} % · ` +
           `ETA ${ES.seconds(p.estimated_remaining_seconds)}`;
       }
-      if (["complete", "cancelled", "error"].includes(type)) text.textContent = `Job ${data.status}.`;
+      if (["complete", "cancelled", "error"].includes(type)) {
+        mark.streamEnd = type;
+        text.textContent = `Job ${data.status}.`;
+      }
     }, signal).then(() => { if (!signal.aborted) rerender(); },
       (e) => { if (!signal.aborted) text.textContent = "Stream stopped: " + e.message; });
   }
