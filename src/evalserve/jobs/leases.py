@@ -38,11 +38,21 @@ class Leases:
         return self.lease_seconds / 3
 
     async def claim(self, job_ids: Sequence[str], max_attempts: int | None) -> Claims:
-        """Claim those of `job_ids` still claimable (another replica may have taken some)."""
-        return await self.store.claim_jobs(self.replica, len(job_ids),
-                                           lease_seconds=self.lease_seconds,
-                                           max_attempts=max_attempts, among=list(job_ids),
-                                           now=self.clock())
+        """Claim those of `job_ids` still claimable; as many as another replica took first
+        are made up from the next runnable jobs (so a replica that loses a race does not sit
+        idle until its next poll)."""
+        claims = await self.store.claim_jobs(self.replica, len(job_ids),
+                                             lease_seconds=self.lease_seconds,
+                                             max_attempts=max_attempts, among=list(job_ids),
+                                             now=self.clock())
+        short = len(job_ids) - len(claims.jobs) - len(claims.poisoned)
+        if short > 0:
+            more = await self.store.claim_jobs(self.replica, short,
+                                               lease_seconds=self.lease_seconds,
+                                               max_attempts=max_attempts, now=self.clock())
+            claims.jobs += more.jobs
+            claims.poisoned += more.poisoned
+        return claims
 
     async def renew(self, job_ids: Sequence[str]) -> list[str]:
         """Renew the leases of `job_ids`; those no longer held."""
