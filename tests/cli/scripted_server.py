@@ -31,7 +31,8 @@ def serving(settings: Settings, engine: Engine) -> Iterator[str]:
     """The URL of the app of `settings` on `engine`, listening until the block ends."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(settings, engine=engine), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="on"))
+                                           port=port, log_level="warning", lifespan="on",
+                                           log_config=None))
     thread = threading.Thread(target=server.run, name="scripted-server", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

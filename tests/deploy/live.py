@@ -20,7 +20,7 @@ __all__ = ["serving"]
 def serving(settings: Settings, engine: Engine) -> Iterator[int]:
     """A real uvicorn server of `build_app` on a free port, in a thread; yields the port."""
     server = uvicorn.Server(uvicorn.Config(build_app(settings, engine=engine), host="127.0.0.1",
-                                           port=0, log_level="warning"))
+                                           port=0, log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     try:
