@@ -45,4 +45,4 @@ def test_version_2_gains_the_report_column() -> None:
     migrate(conn)
     assert "report" in _columns(conn)
     assert conn.execute("SELECT report FROM jobs").fetchall() == [(None,)]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4

@@ -1,5 +1,6 @@
 """What the abstract job store defines: the commit payloads and the methods a store must
-implement (the SQLite store itself: tests/jobs/test_sqlite.py)."""
+implement (the stores themselves: the contract suite in tests/jobs/contract/, run on SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from evalserve.jobs.models import JobStatus
 from evalserve.jobs.store import JobStore, NewEvent, PendingItem, StatusChange
 
-SEAM = {"create_job", "get_job", "list_jobs", "runnable_jobs", "requeue_interrupted",
+SEAM = {"create_job", "get_job", "list_jobs", "runnable_jobs", "claim_jobs", "renew_leases",
+        "release_leases",
         "count_active", "count_queued", "retry_items", "pending_items", "unannounced_results",
         "commit", "events_after", "records", "delete_expired", "get_report"}
 
