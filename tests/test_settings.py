@@ -164,7 +164,8 @@ def test_a_default_budget_over_the_per_request_limit_stops_start_up(
 ) -> None:
     monkeypatch.setenv("MAX_TOKENS_PER_REQUEST", "64")
     monkeypatch.setenv("MAX_NEW_TOKENS", "65")
-    with pytest.raises(ConfigurationError, match="MAX_NEW_TOKENS=65 is over MAX_TOKENS_PER_REQUEST"):
+    with pytest.raises(ConfigurationError,
+                       match="MAX_NEW_TOKENS=65 is over MAX_TOKENS_PER_REQUEST"):
         load_settings()
     monkeypatch.setenv("MAX_NEW_TOKENS", "64")
     assert load_settings().max_tokens_per_request == 64

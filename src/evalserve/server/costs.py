@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from evalserve.server.state import AppState
     from evalserve.settings import Settings
 
-__all__ = ["check_count", "check_max_tokens", "charge_prompts", "charge_predict", "charge_items", "charge_texts"]
+__all__ = ["check_count", "check_max_tokens", "charge_prompts", "charge_predict",
+           "charge_items", "charge_texts"]
 
 
 def check_count(count: int, limit: int, what: str, setting: str) -> None:
