@@ -29,7 +29,10 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "SmolLM2-135M-Instruct"
 FUZZ_SECONDS = 60.0
-REQUEST_TIMEOUT = 60.0
+#: what a request may take under this load before it counts as unanswered: eight workers with
+#: `n` up to 16 beside a 30-item job keep two cores saturated, and a 2-token request then takes
+#: 30-40 s (so 60 s left no margin); the test is about errors and collateral, not latency
+REQUEST_TIMEOUT = 120.0
 #: requests in flight at once: slow generations overlap with the fast rejections
 WORKERS = 8
 #: a request slower than this is listed (not failed) to show what held the others up
