@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes import ScriptedEngine  # noqa: E402
+from tests.postgres_server import benchmark_databases  # noqa: E402
 
 from evalserve.engines.base import Engine  # noqa: E402
 from evalserve.jobs.config import RunnerConfig  # noqa: E402
@@ -114,32 +115,12 @@ def main() -> int:
                         "(default: start one from Debian's binaries)")
     args = parser.parse_args()
 
-    server = None
-    if args.database_url:
-        import psycopg
-
-        def new_database() -> str:
-            name = f"bench_{time.time_ns()}"
-            with psycopg.connect(args.database_url, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            return args.database_url.rsplit("/", 1)[0] + "/" + name
-    else:
-        from tests.postgres_server import PostgresServer, postgres_bindir
-
-        bindir = postgres_bindir()
-        if bindir is None:
-            print("PostgreSQL is not installed: `make postgresql`, or pass --database-url")
-            return 2
-        server = PostgresServer(bindir, durable=True).start()
-
-        def new_database() -> str:
-            return server.url(server.create_database())
-
     try:
-        rates = asyncio.run(measure(args, new_database))
-    finally:
-        if server is not None:
-            server.remove()
+        with benchmark_databases(args.database_url) as new_database:
+            rates = asyncio.run(measure(args, new_database))
+    except RuntimeError as exc:
+        print(exc)
+        return 2
     ratio = rates["postgres"] / rates["sqlite"]
     ceiling = args.capacity / args.latency
     print(f"engine: {args.latency:g} s per item, {args.capacity} in flight "

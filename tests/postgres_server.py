@@ -22,12 +22,13 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-__all__ = ["PostgresServer", "fresh_database", "postgres_bindir", "postgres_server_fixture"]
+__all__ = ["PostgresServer", "benchmark_databases", "fresh_database", "postgres_bindir",
+           "postgres_server_fixture"]
 
 USER = "evalserve"
 PASSWORD = "s3cret-evalserve-pw"
@@ -177,3 +178,30 @@ def fresh_database(server: PostgresServer) -> Iterator[str]:
     finally:
         if server.running:
             server.drop_database(name)
+
+
+@contextlib.contextmanager
+def benchmark_databases(url: str | None = None) -> Iterator[Callable[[], str]]:
+    """For the benchmarks: a function returning the URL of a new empty database, on the
+    server at `url` or, when None, on a durable server started from Debian's binaries for the
+    block (`RuntimeError` when PostgreSQL is not installed)."""
+    if url is not None:
+        import psycopg
+
+        def on_given() -> str:
+            name = f"bench_{uuid.uuid4().hex}"
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            return url.rsplit("/", 1)[0] + "/" + name
+
+        yield on_given
+        return
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed: `make postgresql`, or pass "
+                           "--database-url")
+    server = PostgresServer(bindir, durable=True).start()
+    try:
+        yield lambda: server.url(server.create_database())
+    finally:
+        server.remove()
