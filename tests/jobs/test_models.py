@@ -45,7 +45,7 @@ def test_event_names_are_the_seeds() -> None:
 
 DEFAULTS = {"metrics": [], "track": None, "judges": None, "aggregate": "mean",
             "min_successful": None, "samples": 1, "reducer": "mean", "temperature": None,
-            "model": None, "traceparent": None}
+            "model": None, "traceparent": None, "kind": "evaluate", "endpoint": None}
 
 
 def test_options_default_to_no_metrics_and_no_tracking() -> None:
@@ -130,3 +130,18 @@ def test_elapsed(started_at: float | None, finished_at: float | None, now: float
 def test_an_event_is_not_final_unless_said() -> None:
     event = JobEvent(job_id="job-1", id=1, type=EventType.BATCH, data={"results": []})
     assert event.final is False
+
+
+def test_a_job_kind_picks_its_registered_grader() -> None:
+    from evalserve.jobs.grading import JudgeKit
+    from evalserve.jobs.models import Job, JobStatus
+
+    kit = JudgeKit()
+    seen = []
+    kit.graders["batch"] = lambda engine, job: seen.append(job.id) or "batch grader"
+    job = Job(id="j1", status=JobStatus.QUEUED, rubric_name="batch", rubric={}, total=0,
+              options=JobOptions(kind="batch", endpoint="/v1/chat/completions"))
+    assert kit.grader_for(object(), job) == "batch grader"
+    assert seen == ["j1"]
+    stored = JobOptions.from_dict(json.loads(json.dumps(job.options.to_dict())))
+    assert (stored.kind, stored.endpoint) == ("batch", "/v1/chat/completions")

@@ -35,16 +35,17 @@ job's work, which the engine serves after direct requests).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evalserve.engines.base import Engine
 from evalserve.errors import error_body
-from evalserve.jobs.models import JobOptions
+from evalserve.jobs.models import Job, JobOptions
 from evalserve.jobs.retry import engine_gone
 
-__all__ = ["JudgeKit", "Grader", "Juror", "Sampled", "DEFAULT_RUBRIC", "SAMPLE_TEMPERATURE"]
+__all__ = ["JudgeKit", "GraderFactory", "Grader", "Juror", "Sampled", "DEFAULT_RUBRIC", "SAMPLE_TEMPERATURE"]
 
 #: The rubric of seed 000 (Catalan feedback adapted to the student's course, score 0-5).
 DEFAULT_RUBRIC = "teacher-eval-ca"
@@ -250,8 +251,15 @@ def _closest(entries: list[dict[str, Any]], score: Any) -> Any:
     return min(entries, key=lambda e: abs(e["score"] - score))["feedback"]
 
 
+#: Builds the grader of a job whose `options.kind` is not "evaluate": `(engine, job) -> grader`.
+#: The grader answers `validate_item`, `item_id`, `grade`, `failed_record` and `error_record`
+#: as `Grader` does.
+GraderFactory = Callable[[Engine, Job], Any]
+
+
 class JudgeKit:
-    """Rubric loading and judge construction, from `evalserve.judge`."""
+    """Rubric loading and judge construction, from `evalserve.judge`; `graders`: the factories
+    of other job kinds, registered by the component that defines the kind."""
 
     def __init__(self, rubrics_dir: Path | None = None, *, max_tokens: int | None = None,
                  temperature: float = 0.0, retries: int = 2, seed: int | None = None) -> None:
@@ -260,6 +268,14 @@ class JudgeKit:
         self.temperature = temperature
         self.retries = retries
         self.seed = seed
+        self.graders: dict[str, GraderFactory] = {}
+
+    def grader_for(self, engine: Engine, job: Job) -> Any:
+        """The grader of `job`: its kind's registered factory, else the judge of its rubric."""
+        factory = self.graders.get(job.options.kind)
+        if factory is not None:
+            return factory(engine, job)
+        return self.grader(engine, job.rubric, job.options)
 
     @classmethod
     def from_settings(cls, settings: Any) -> JudgeKit:

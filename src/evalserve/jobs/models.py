@@ -45,7 +45,9 @@ class JobOptions:
     makes the samples one score. `model`: the model that judges the job (one of the engine's
     `models()`, a routed model with `UPSTREAMS_FILE`; None: the engine's own). `traceparent`:
     the W3C trace context of the submitting request, so every replica that grades the job adds
-    its spans to that request's trace.
+    its spans to that request's trace. `kind`: what grades the items, "evaluate" (the judge
+    above) or another kind registered with `JudgeKit.graders` (e.g. "batch": OpenAI Batch API
+    lines answered as on `/v1`); `endpoint`: the route such a kind answers, if any.
     """
 
     metrics: list[str] = field(default_factory=list)
@@ -58,6 +60,8 @@ class JobOptions:
     temperature: float | None = None
     model: str | None = None
     traceparent: str | None = None
+    kind: str = "evaluate"
+    endpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         judges = None if self.judges is None else [dict(j) for j in self.judges]
@@ -65,7 +69,8 @@ class JobOptions:
                 "aggregate": self.aggregate, "min_successful": self.min_successful,
                 "samples": self.samples, "reducer": self.reducer,
                 "temperature": self.temperature, "model": self.model,
-                "traceparent": self.traceparent}
+                "traceparent": self.traceparent, "kind": self.kind,
+                "endpoint": self.endpoint}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobOptions:
@@ -79,7 +84,8 @@ class JobOptions:
                    samples=int(data.get("samples") or 1),
                    reducer=data.get("reducer") or "mean",
                    temperature=data.get("temperature"), model=data.get("model"),
-                   traceparent=data.get("traceparent"))
+                   traceparent=data.get("traceparent"),
+                   kind=data.get("kind") or "evaluate", endpoint=data.get("endpoint"))
 
 
 @dataclass

@@ -248,8 +248,7 @@ class JobRunner:
             self._busy_since, self._busy_items = self.clock(), 0
         try:
             assert self.engine is not None and self.slots is not None
-            grader = self.kit.grader(traced_engine(self.tracer, self.engine), job.rubric,
-                                     job.options)
+            grader = self.kit.grader_for(traced_engine(self.tracer, self.engine), job)
             tracker = ProgressTracker(job.total, job.completed, job.started_at,
                                       self.config.time_estimation_per_item, clock=self.clock)
             ex.batches = JobBatches(job, tracker, self.config.batch_size, await self._read(
