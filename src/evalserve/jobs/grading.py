@@ -45,7 +45,8 @@ from evalserve.errors import error_body
 from evalserve.jobs.models import Job, JobOptions
 from evalserve.jobs.retry import engine_gone
 
-__all__ = ["JudgeKit", "GraderFactory", "Grader", "Juror", "Sampled", "DEFAULT_RUBRIC", "SAMPLE_TEMPERATURE"]
+__all__ = ["JudgeKit", "GraderFactory", "Grader", "Juror", "Sampled", "DEFAULT_RUBRIC",
+           "SAMPLE_TEMPERATURE"]
 
 #: The rubric of seed 000 (Catalan feedback adapted to the student's course, score 0-5).
 DEFAULT_RUBRIC = "teacher-eval-ca"
